@@ -92,7 +92,9 @@ class CreditTier(BaseModel):
     def credits(self, quality: str) -> Decimal:
         """Credits per image for ``quality`` (low | medium | high)."""
         if quality not in ("low", "medium", "high"):
-            raise ImageRequestError(f"quality {quality!r}: no credit price in tier {self.name}", field="quality")
+            raise ImageRequestError(
+                f"quality {quality!r}: no credit price in tier {self.name}", field="quality"
+            )
         value: Decimal = getattr(self, quality)
         return value
 
@@ -285,7 +287,9 @@ class Catalog:
                     fields = {"estimate_only": estimate_only, **dict(mraw), "provider": key, "model": mid}
                     models[mid] = ModelSpec.model_validate(fields)
                 except ValidationError as exc:
-                    raise CatalogError(f"catalog: providers.{key}.models.{mid!r}: {_first_error(exc)}") from None
+                    raise CatalogError(
+                        f"catalog: providers.{key}.models.{mid!r}: {_first_error(exc)}"
+                    ) from None
             try:
                 providers[key] = ProviderSpec(
                     key=key,

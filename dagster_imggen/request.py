@@ -72,7 +72,9 @@ def parse_size(size: str) -> tuple[int, int] | None:
         )
     w_text, h_text = match.groups()
     if w_text.startswith("0") or h_text.startswith("0"):
-        raise ImageRequestError(f"size {shown}: width and height must be positive, without leading zeros", field="size")
+        raise ImageRequestError(
+            f"size {shown}: width and height must be positive, without leading zeros", field="size"
+        )
     return int(w_text), int(h_text)
 
 
@@ -86,7 +88,9 @@ def check_custom_size(width: int, height: int, rule: CustomSizeRule, label: str)
     long_edge, short_edge = max(width, height), min(width, height)
     m = rule.multiple_of
     if width % m or height % m:
-        raise ImageRequestError(f"size {size}: width and height must be multiples of {m} ({label})", field="size")
+        raise ImageRequestError(
+            f"size {size}: width and height must be multiples of {m} ({label})", field="size"
+        )
     if rule.max_edge is not None and long_edge > rule.max_edge:
         raise ImageRequestError(
             f"size {size}: longest edge {long_edge} px is above the maximum of {rule.max_edge} px ({label})",
@@ -101,11 +105,13 @@ def check_custom_size(width: int, height: int, rule: CustomSizeRule, label: str)
     pixels = width * height
     if pixels < rule.min_pixels:
         raise ImageRequestError(
-            f"size {size}: {pixels:,} pixels is below the minimum of {rule.min_pixels:,} ({label})", field="size"
+            f"size {size}: {pixels:,} pixels is below the minimum of {rule.min_pixels:,} ({label})",
+            field="size",
         )
     if rule.max_pixels is not None and pixels > rule.max_pixels:
         raise ImageRequestError(
-            f"size {size}: {pixels:,} pixels is above the maximum of {rule.max_pixels:,} ({label})", field="size"
+            f"size {size}: {pixels:,} pixels is above the maximum of {rule.max_pixels:,} ({label})",
+            field="size",
         )
 
 
@@ -119,7 +125,8 @@ def _structure(req: ImageRequest) -> None:
     if req.output_compression is not None:
         if not 0 <= req.output_compression <= 100:
             raise ImageRequestError(
-                f"output_compression {req.output_compression}: must be between 0 and 100", field="output_compression"
+                f"output_compression {req.output_compression}: must be between 0 and 100",
+                field="output_compression",
             )
         if req.output_format not in ("jpeg", "webp"):
             raise ImageRequestError(
@@ -129,7 +136,8 @@ def _structure(req: ImageRequest) -> None:
             )
     if req.background == "transparent" and req.output_format not in ("png", "webp"):
         raise ImageRequestError(
-            f"background transparent: needs output_format png or webp, not {req.output_format}", field="background"
+            f"background transparent: needs output_format png or webp, not {req.output_format}",
+            field="background",
         )
     for i, ref in enumerate(req.images):
         if not ref.strip():
@@ -250,7 +258,8 @@ class ImageRequest(BaseModel):
             raise ImageRequestError(f"n {self.n}: must be between 1 and {spec.max_n} ({label})", field="n")
         if self.quality is not None and self.quality not in spec.qualities:
             raise ImageRequestError(
-                f"quality {self.quality}: must be one of {', '.join(spec.qualities)} ({label})", field="quality"
+                f"quality {self.quality}: must be one of {', '.join(spec.qualities)} ({label})",
+                field="quality",
             )
         self._check_size(spec.sizes, spec.custom_sizes, label)
         if self.output_format not in spec.output_formats:
@@ -283,7 +292,9 @@ class ImageRequest(BaseModel):
         if dims is not None and rule is not None:
             check_custom_size(dims[0], dims[1], rule, label)
             return
-        raise ImageRequestError(f"size {self.size}: must be one of {', '.join(presets)} ({label})", field="size")
+        raise ImageRequestError(
+            f"size {self.size}: must be one of {', '.join(presets)} ({label})", field="size"
+        )
 
     def request_hash(self) -> str:
         """Stable hex SHA-256 of the normalised parameters and the bytes of the reference images.
