@@ -20,6 +20,7 @@ Prices come from the catalog (``catalog.toml``), each with its source and as-of 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from decimal import ROUND_HALF_UP, Decimal
@@ -258,9 +259,13 @@ def _credits_cost(spec: ModelSpec, credits: Decimal, how: str) -> Cost:
     return Cost(_usd(credits * rate), basis, detail)
 
 
-def _token_estimate(request: ImageRequest, spec: ModelSpec) -> tuple[Decimal, Usage, str]:
+def _token_estimate(
+    request: ImageRequest, spec: ModelSpec, include_prompt: bool
+) -> tuple[Decimal, Usage, str]:
     quality = _billing_quality(request, spec)
     usage = expected_usage(request, quality=quality)
+    if not include_prompt:
+        usage = dataclasses.replace(usage, input_text_tokens=0)
     how = (
         f"expected {usage.output_tokens} output tokens ({request.n} x {request.size} {quality}), "
         f"{usage.input_text_tokens} text + {usage.input_image_tokens} image input tokens"
@@ -268,17 +273,22 @@ def _token_estimate(request: ImageRequest, spec: ModelSpec) -> tuple[Decimal, Us
     return token_cost(spec.pricing, usage), usage, how
 
 
-def estimate_cost(request: ImageRequest, provider: str, catalog: Catalog | None = None) -> Cost:
+def estimate_cost(
+    request: ImageRequest, provider: str, catalog: Catalog | None = None, *, include_prompt: bool = True
+) -> Cost:
     """Expected cost of ``request`` at ``provider`` before it is sent (USD ``Decimal``).
 
     Uses the request's quality, else the catalog's explicit ``default_quality`` for the model.
     Token-billed models: ``expected_usage`` x the rates (prompt text included), basis ``estimate``;
     APIYI legacy: the cheaper of that and the per-image table; flat, per-image-table and credit
-    prices are documented figures and keep their own basis. Raises ``ImageRequestError`` for an
+    prices are documented figures and keep their own basis. ``include_prompt=False`` leaves out the
+    prompt's text tokens (the per-request image part only). Raises ``ImageRequestError`` for an
     unknown provider/model or a size/quality without a price.
     """
     spec = _catalog(catalog).model(provider, request.model)
-    return _price(request, spec, usage=None, credits=None, images_returned=None)
+    return _price(
+        request, spec, usage=None, credits=None, images_returned=None, include_prompt=include_prompt
+    )
 
 
 def cost_of_response(
@@ -311,6 +321,7 @@ def _price(
     credits: Decimal | None,
     images_returned: int | None,
     response: bool = False,
+    include_prompt: bool = True,
 ) -> Cost:
     pricing = spec.pricing
     scheme = pricing.scheme
@@ -348,7 +359,7 @@ def _price(
         if spec.estimate_only:
             how = f"offline provider, priced like OpenAI; {how}"
     else:
-        tokens_usd, _, how = _token_estimate(request, spec)
+        tokens_usd, _, how = _token_estimate(request, spec, include_prompt)
         basis = CostBasis.ESTIMATE
         if response:
             how = f"usage missing from the response; estimated from {how}"
