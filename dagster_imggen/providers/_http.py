@@ -27,9 +27,9 @@ import random
 import socket
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from aiolimiter import AsyncLimiter
@@ -56,11 +56,14 @@ __all__ = [
     "MAX_IMAGE_PIXELS",
     "CallState",
     "HttpSession",
+    "ImageRef",
     "RetryPolicy",
     "decode_b64_image",
     "decode_image",
     "error_for_status",
+    "error_from_body_code",
     "error_from_response",
+    "fetch_images",
     "is_loopback_url",
     "parse_error_body",
     "parse_retry_after",
@@ -182,6 +185,35 @@ def error_for_status(
     if status == 422:
         return ContentRejectedError(message, **kw)
     return TerminalProviderError(message, **kw)
+
+
+def error_from_body_code(
+    code: Any,
+    message: str | None,
+    *,
+    provider: str,
+    api_key: str | None,
+    request_id: str | None = None,
+    retry_after_s: float | None = None,
+) -> ProviderError:
+    """An error for a 2xx answer whose body ``code`` says failure (Kie/PiAPI wrappers).
+
+    A numeric code in 400-599 is mapped like an HTTP status (so Kie's 455 and 429 are retryable);
+    anything else is a ``MalformedResponseError`` carrying the code.
+    """
+    text = redact((message or "no message")[:_MAX_ERROR_TEXT], api_key)
+    parsed = _code(code)
+    if isinstance(parsed, int) and 400 <= parsed <= 599:
+        return error_for_status(
+            parsed, text, provider=provider, code=parsed, request_id=request_id, retry_after_s=retry_after_s
+        )
+    if isinstance(parsed, str):
+        mapped = error_for_status(0, text, provider=provider, code=parsed, request_id=request_id)
+        if type(mapped) is not TerminalProviderError:
+            return mapped
+    return MalformedResponseError(
+        f"body code {code!r}: {text}", provider=provider, code=parsed, request_id=request_id
+    )
 
 
 def error_from_response(response: httpx.Response, *, provider: str, api_key: str | None) -> ProviderError:
@@ -316,9 +348,13 @@ class HttpSession:
         path: str,
         *,
         submission: bool = True,
+        check: Callable[[httpx.Response], None] | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
         """Send with retries and return the 2xx response; raise the mapped error otherwise.
+
+        ``check`` inspects a 2xx response and raises a ``ProviderError`` when its body says failure
+        (Kie/PiAPI body codes); a retryable one is retried like the matching HTTP status.
 
         ``submission=True`` (a request that may create billable work): counted in ``call.attempts``,
         paced by the rate limiter, and a read timeout or a drop after sending marks
@@ -353,8 +389,16 @@ class HttpSession:
                 error = TransportError(f"{self.provider}: {type(exc).__name__} on {method} {url}: {exc}")
             else:
                 if response.is_success:
-                    return response
-                error = error_from_response(response, provider=self.provider, api_key=self.api_key)
+                    if check is None:
+                        return response
+                    try:
+                        check(response)
+                    except ProviderError as exc:
+                        error = exc
+                    else:
+                        return response
+                else:
+                    error = error_from_response(response, provider=self.provider, api_key=self.api_key)
                 if response.status_code == 504 and submission:
                     # A gateway timeout: the upstream may have run (and billed) the request.
                     call.possibly_billed = True
@@ -378,10 +422,27 @@ class HttpSession:
             await asyncio.sleep(delay)
 
     async def send_json(
-        self, call: CallState, method: str, path: str, *, submission: bool = True, **kwargs: Any
+        self,
+        call: CallState,
+        method: str,
+        path: str,
+        *,
+        submission: bool = True,
+        check: Callable[[dict[str, Any], httpx.Response], None] | None = None,
+        **kwargs: Any,
     ) -> tuple[dict[str, Any], httpx.Response]:
-        """:meth:`send`, then the body as a JSON object (``MalformedResponseError`` otherwise)."""
-        response = await self.send(call, method, path, submission=submission, **kwargs)
+        """:meth:`send`, then the body as a JSON object (``MalformedResponseError`` otherwise).
+
+        ``check(body, response)`` runs inside the retry loop (see :meth:`send`).
+        """
+
+        def check_response(response: httpx.Response) -> None:
+            if check is not None:
+                check(response_json(response, provider=self.provider, api_key=self.api_key), response)
+
+        response = await self.send(
+            call, method, path, submission=submission, check=check_response if check else None, **kwargs
+        )
         return response_json(response, provider=self.provider, api_key=self.api_key), response
 
     # ----------------------------------------------------------------------------------- downloads
@@ -511,6 +572,45 @@ class HttpSession:
 
 
 # ------------------------------------------------------------------------------------------- images
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """One image in a response: inline base64 (``kind="b64"``) or a URL to download."""
+
+    kind: Literal["b64", "url"]
+    value: str
+
+    def __repr__(self) -> str:  # base64 payloads are megabytes: never print them
+        return f"ImageRef({self.kind}, {self.value[:60]!r}{'...' if len(self.value) > 60 else ''})"
+
+
+async def fetch_images(
+    session: HttpSession, refs: list[ImageRef], *, expect_size: tuple[int, int] | None
+) -> list[GeneratedImage]:
+    """Decode (b64) or download (url) each ref, then decode the bytes in the default thread pool.
+
+    Raises ``ImageDecodeError``, ``DownloadError`` or ``UnsafeURLError``.
+    """
+    loop = asyncio.get_running_loop()
+
+    async def one(ref: ImageRef) -> GeneratedImage:
+        if ref.kind == "b64":
+            data = await loop.run_in_executor(None, decode_b64_image, ref.value)
+        else:
+            data = await session.download(ref.value)
+        image = await loop.run_in_executor(None, _decode_expecting, data, expect_size)
+        return image
+
+    outcomes = await asyncio.gather(*(one(ref) for ref in refs), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return [outcome for outcome in outcomes if isinstance(outcome, GeneratedImage)]
+
+
+def _decode_expecting(data: bytes, expect_size: tuple[int, int] | None) -> GeneratedImage:
+    return decode_image(data, expect_size=expect_size)
 
 
 def decode_b64_image(text: str) -> bytes:

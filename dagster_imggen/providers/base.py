@@ -415,6 +415,9 @@ class RemoteImageResource(ImageProviderResource):
         default=50 * 1024 * 1024, gt=0, description="Byte cap for one downloaded result image."
     )
 
+    #: Test hook: an ``httpx.AsyncBaseTransport`` (e.g. ``httpx.MockTransport``) used instead of the network.
+    _transport: httpx.AsyncBaseTransport | None = PrivateAttr(default=None)
+
     def _secret(self) -> str | None:
         return self.api_key
 
@@ -422,7 +425,9 @@ class RemoteImageResource(ImageProviderResource):
         state = super()._new_loop_state()
         timeout = httpx.Timeout(self.timeout_s, connect=self.connect_timeout_s)
         limits = httpx.Limits(max_connections=max(self.max_concurrency * 2, 10))
-        state.client = httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=False)
+        state.client = httpx.AsyncClient(
+            timeout=timeout, limits=limits, follow_redirects=False, transport=self._transport
+        )
         if self.rate_limit is not None:
             # Capacity 1, one slot every period/requests seconds: even pacing, no burst.
             state.limiter = AsyncLimiter(1, self.rate_limit.period_s / self.rate_limit.requests)

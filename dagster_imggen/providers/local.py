@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -71,14 +71,11 @@ class LocalImageResource(ImageProviderResource):
 
 
 def _default_size(model: str) -> str:
-    try:
-        from ..catalog import get_catalog
+    """The size rendered for ``size="auto"``: 1024x1024 when the model lists it, else its first preset."""
+    from ..catalog import get_catalog
 
-        spec: Any = get_catalog().model("local", model)
-    except Exception:
-        return _FALLBACK_SIZE
-    size = getattr(spec, "default_size", None)
-    return size if isinstance(size, str) and parse_size(size) else _FALLBACK_SIZE
+    presets = [size for size in get_catalog().model("local", model).sizes if parse_size(size)]
+    return _FALLBACK_SIZE if _FALLBACK_SIZE in presets or not presets else presets[0]
 
 
 def _render(request: ImageRequest, dims: tuple[int, int], index: int) -> GeneratedImage:
