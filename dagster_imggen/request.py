@@ -230,14 +230,28 @@ class ImageRequest(BaseModel):
             raise _as_request_error(exc, row) from None
 
     def validate_for(
-        self, provider: str, catalog: Catalog | None = None, *, allow_retired: bool = False
+        self,
+        provider: str,
+        catalog: Catalog | None = None,
+        *,
+        allow_retired: bool = False,
+        row: int | str | None = None,
     ) -> ImageRequest:
         """Check this request against ``provider``'s rules for ``model`` (from the catalog).
 
         Returns self. Raises ``ImageRequestError`` naming the field and the rule, e.g.
-        ``size 1000x1000: width and height must be multiples of 16 (gpt-image-2)``. A retired model
-        fails (field ``model``) unless ``allow_retired=True``.
+        ``size 1000x1000: width and height must be multiples of 16 (gpt-image-2)``; with ``row``
+        the error also names the input row. A retired model fails (field ``model``) unless
+        ``allow_retired=True``.
         """
+        try:
+            return self._validate_for(provider, catalog, allow_retired)
+        except ImageRequestError as exc:
+            if row is None or exc.row is not None:
+                raise
+            raise ImageRequestError(str(exc), field=exc.field, row=row) from None
+
+    def _validate_for(self, provider: str, catalog: Catalog | None, allow_retired: bool) -> ImageRequest:
         from .catalog import get_catalog
 
         _structure(self)
