@@ -643,32 +643,48 @@ def parse_size(size: str | None) -> tuple[int, int] | None:
 
 
 def decode_image(data: bytes, *, expect_size: tuple[int, int] | None = None) -> GeneratedImage:
-    """Identify and fully decode ``data``; return a ``GeneratedImage`` read from the bytes.
+    """Identify ``data`` and return a ``GeneratedImage`` read from the bytes (Pillow).
 
-    The header is checked first: images claiming more than ``MAX_IMAGE_PIXELS`` are refused without
-    decoding (and Pillow's decompression-bomb warning is an error). Then the pixels are decoded in
-    full, so truncated bytes fail. ``expect_size`` (width, height) must match when given.
-    Raises ``ImageDecodeError``.
+    Checks, cheapest first, none of which decodes the pixels: the container is complete (PNG ends
+    with ``IEND``, JPEG with the EOI marker, WebP is as long as its RIFF header says); the header's
+    dimensions are within ``MAX_IMAGE_PIXELS`` (Pillow's decompression-bomb warning is an error too);
+    then ``GeneratedImage.from_bytes`` (Pillow ``verify``). ``expect_size`` (width, height) must match
+    when given. Raises ``ImageDecodeError``.
     """
     from PIL import Image
 
+    _check_complete(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as im:
                 width, height = im.size
-                if width * height > MAX_IMAGE_PIXELS:
-                    raise ImageDecodeError(
-                        f"image claims {width}x{height} pixels, over the {MAX_IMAGE_PIXELS}-pixel limit"
-                    )
-                im.load()
-    except ImageDecodeError:
-        raise
     except Exception as exc:  # Pillow raises many types (OSError, SyntaxError, DecompressionBomb*)
         raise ImageDecodeError(f"image does not decode: {type(exc).__name__}: {exc}") from None
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageDecodeError(
+            f"image claims {width}x{height} pixels, over the {MAX_IMAGE_PIXELS}-pixel limit"
+        )
     image = GeneratedImage.from_bytes(data)
     if expect_size is not None and (image.width, image.height) != expect_size:
         raise ImageDecodeError(
             f"received a {image.width}x{image.height} image, asked for {expect_size[0]}x{expect_size[1]}"
         )
     return image
+
+
+_PNG_END = b"IEND\xaeB`\x82"
+
+
+def _check_complete(data: bytes) -> None:
+    """Refuse truncated PNG/JPEG/WebP containers (``ImageDecodeError``); other bytes pass to Pillow."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        if not data.endswith(_PNG_END):
+            raise ImageDecodeError(f"truncated PNG ({len(data)} bytes, no IEND chunk at the end)")
+    elif data.startswith(b"\xff\xd8\xff"):
+        if b"\xff\xd9" not in data.rstrip(b"\x00\r\n")[-64:]:
+            raise ImageDecodeError(f"truncated JPEG ({len(data)} bytes, no end-of-image marker)")
+    elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        declared = int.from_bytes(data[4:8], "little") + 8
+        if len(data) < declared:
+            raise ImageDecodeError(f"truncated WebP ({len(data)} of {declared} bytes)")
