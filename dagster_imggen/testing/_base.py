@@ -108,6 +108,7 @@ class Env(Protocol):
         fate: str | None,
         payload: dict[str, Any],
         on_settle: Callable[[Task], None] | None = None,
+        prefix: str = "task_",
     ) -> Task: ...
 
     def get_task(self, provider: str, task_id: str) -> Task | None: ...
@@ -158,6 +159,35 @@ class ProviderApp:
 
     def __init__(self, env: Env) -> None:
         self.env = env
+
+    def charge(
+        self,
+        model: str,
+        request_id: str | None,
+        *,
+        size: str,
+        quality: str,
+        n: int,
+        images_returned: int | None = None,
+        usage: Usage | None = None,
+        credits: Decimal | None = None,
+        note: str = "",
+    ) -> None:
+        """Bill one call or task: USD from the cost engine for this provider's pricing scheme."""
+        from ._record import BilledCall
+
+        returned = n if images_returned is None else images_returned
+        usd = self.env.price(
+            self.name,
+            model,
+            size=size,
+            quality=quality,
+            n=n,
+            images_returned=returned,
+            usage=usage,
+            credits=credits,
+        )
+        self.env.bill(BilledCall(self.name, model, request_id, n, credits, usd, usage, note))
 
     def match(self, method: str, path: str) -> tuple[Route, re.Match[str]] | None:
         for r in self.routes:

@@ -18,8 +18,14 @@ import time
 from typing import Any
 
 from ._base import Call, ProviderApp, Route, route
-from ._openai_compat import PRESET_SIZES, ImageCall, ModelRules, parse_image_call
-from ._record import BilledCall
+from ._openai_compat import (
+    PRESET_SIZES,
+    ImageCall,
+    ModelRules,
+    openai_error_body,
+    parse_image_call,
+    render_call,
+)
 from ._wire import Reply, WireError, WireRequest
 
 MODELS = {
@@ -45,9 +51,9 @@ class OpenAIApp(ProviderApp):
     )
 
     def error(self, err: WireError, route: Route | None) -> Reply:
-        type_ = err.type_ or ("server_error" if err.status >= 500 else "invalid_request_error")
-        body = {"error": {"message": err.message, "type": type_, "param": err.param, "code": err.code}}
-        return Reply.json(err.status, body, [("x-request-id", self.env.new_id("req_")), *err.headers])
+        return Reply.json(
+            err.status, openai_error_body(err), [("x-request-id", self.env.new_id("req_")), *err.headers]
+        )
 
     def rate_limited(self, retry_after_s: float, route: Route | None) -> WireError:
         return WireError(
@@ -93,26 +99,10 @@ class OpenAIApp(ProviderApp):
         return self._generate(ic, call)
 
     def _generate(self, ic: ImageCall, call: Call) -> Reply:
-        images = self.env.render(
-            ic.prompt, ic.width, ic.height, ic.output_format, n=ic.n, fate=call.fate,
-            transparent=ic.background == "transparent", compression=ic.compression,
-        )  # fmt: skip
-        data = self.env.deliver(
-            self.name, images, ic.output_format, "b64_json", fate=call.fate, prompt=ic.prompt
-        )
+        data = render_call(self.env, self.name, ic, call.fate, "b64_json")
         usage = self.env.usage(ic.model, ic.size, ic.quality, ic.n, ic.prompt, len(ic.images))
         call.request_id = self.env.new_id("req_")
-        usd = self.env.price(
-            self.name,
-            ic.model,
-            size=ic.size,
-            quality=ic.quality,
-            n=ic.n,
-            images_returned=ic.n,
-            usage=usage,
-            credits=None,
-        )
-        self.env.bill(BilledCall(self.name, ic.model, call.request_id, ic.n, None, usd, usage))
+        self.charge(ic.model, call.request_id, size=ic.size, quality=ic.quality, n=ic.n, usage=usage)
         body: dict[str, Any] = {
             "created": int(time.time()),
             "data": data,

@@ -10,11 +10,22 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._wire import UploadedFile, WireError, WireRequest
 
-__all__ = ["GPT_IMAGE_QUALITIES", "PRESET_SIZES", "ImageCall", "ModelRules", "parse_image_call"]
+if TYPE_CHECKING:
+    from ._base import Env
+
+__all__ = [
+    "GPT_IMAGE_QUALITIES",
+    "PRESET_SIZES",
+    "ImageCall",
+    "ModelRules",
+    "openai_error_body",
+    "parse_image_call",
+    "render_call",
+]
 
 PRESET_SIZES = frozenset({"auto", "1024x1024", "1536x1024", "1024x1536"})
 GPT_IMAGE_QUALITIES = frozenset({"low", "medium", "high", "auto"})
@@ -38,7 +49,8 @@ class ModelRules:
     max_images: int = 16
     transparent: bool = True  # background=transparent allowed
     auto_size: str = "1024x1024"  # what size=auto resolves to
-    auto_quality: str = "high"  # what quality=auto (or none) resolves to
+    #: How quality words resolve for the response and usage, e.g. auto -> high, standard -> medium.
+    quality_as: tuple[tuple[str, str], ...] = (("auto", "high"),)
     default_quality: str = "auto"
 
 
@@ -197,7 +209,7 @@ def parse_image_call(
     if quality not in rules.qualities:
         supported = ", ".join(f"'{q}'" for q in sorted(rules.qualities))
         raise _bad(f"Invalid value: '{quality}'. Supported values are: {supported}.", "quality")
-    resolved_quality = rules.auto_quality if quality == "auto" else quality
+    resolved_quality = dict(rules.quality_as).get(quality, quality)
     fmt = params.get("output_format") or "png"
     if fmt not in _FORMATS:
         raise _bad(
@@ -273,3 +285,20 @@ def _check_edit_files(
             raise _bad("Invalid mask: it must be a PNG with an alpha channel.", "mask")
         call.mask = masks[0]
     call.images = images
+
+
+def render_call(
+    env: Env, provider: str, ic: ImageCall, fate: str | None, mode: str, *, prefix: str = ""
+) -> list[dict[str, Any]]:
+    """Render ``ic.n`` images of the asked size and format; ``data[]`` entries in ``mode`` (url/b64_json)."""
+    images = env.render(
+        ic.prompt, ic.width, ic.height, ic.output_format, n=ic.n, fate=fate,
+        transparent=ic.background == "transparent", compression=ic.compression,
+    )  # fmt: skip
+    return env.deliver(provider, images, ic.output_format, mode, fate=fate, prompt=ic.prompt, prefix=prefix)
+
+
+def openai_error_body(err: WireError) -> dict[str, Any]:
+    """``{"error": {"message", "type", "param", "code"}}``, the OpenAI error shape."""
+    type_ = err.type_ or ("server_error" if err.status >= 500 else "invalid_request_error")
+    return {"error": {"message": err.message, "type": type_, "param": err.param, "code": err.code}}

@@ -39,15 +39,20 @@ from urllib.parse import urlsplit
 from ..render import render_image
 from ..result import Usage
 from . import _pricing
+from ._aigenerate import AIGenerateApp
+from ._apiyi import APIYIApp
 from ._base import Call, ProviderApp, Route, Task
 from ._faults import OUTCOME_FAULTS, FaultSpec
+from ._gptimage2 import GPTImage2App
 from ._openai import OpenAIApp
+from ._piapi import PiAPIApp
+from ._pixapi import PixapiApp
 from ._record import Billed, BilledCall, RecordedFile, RecordedRequest, key_fingerprint, redact_header
 from ._wire import Reply, WireError, WireRequest
 
 __all__ = ["PROVIDERS", "ProviderEmulator", "ProviderSettings", "serve"]
 
-_APPS: tuple[type[ProviderApp], ...] = (OpenAIApp,)
+_APPS: tuple[type[ProviderApp], ...] = (OpenAIApp, PiAPIApp, PixapiApp, APIYIApp, AIGenerateApp, GPTImage2App)
 #: Provider route prefixes, as in the catalog and the design card.
 PROVIDERS: tuple[str, ...] = tuple(app.name for app in _APPS)
 _UNSET: Any = object()
