@@ -106,24 +106,26 @@ def read_prompt_table(url: str) -> Any:
     import pyarrow.parquet as pq
 
     lower = url.lower().split("?", 1)[0]
+    kinds = {".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".tsv": "tsv", ".csv": "csv"}
+    kind = next((k for ext, k in kinds.items() if lower.endswith(ext)), None)
+    if kind is None:
+        raise ImageRequestError(
+            f"prompts {url}: unknown table type (use .csv, .tsv, .parquet or .jsonl)", field="prompts"
+        )
     try:
         with fsspec.open(url, "rb") as fh:
-            if lower.endswith(".parquet"):
+            if kind == "parquet":
                 return pq.read_table(fh)
-            if lower.endswith((".jsonl", ".ndjson")):
+            if kind == "jsonl":
                 return pa_json.read_json(fh)
-            if lower.endswith(".tsv"):
+            if kind == "tsv":
                 opts = pa_csv.ParseOptions(delimiter="\t", quote_char=False)
                 return pa_csv.read_csv(fh, parse_options=opts)
-            if lower.endswith(".csv"):
-                return pa_csv.read_csv(fh)
+            return pa_csv.read_csv(fh)
     except (OSError, ValueError, pa.ArrowException) as exc:
         raise ImageRequestError(
             f"prompts {url}: cannot read: {type(exc).__name__}: {exc}", field="prompts"
         ) from None
-    raise ImageRequestError(
-        f"prompts {url}: unknown table type (use .csv, .tsv, .parquet or .jsonl)", field="prompts"
-    )
 
 
 @dataclass
