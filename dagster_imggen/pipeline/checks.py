@@ -111,7 +111,11 @@ def size_rule_violation(
         from ..request import ImageRequest
 
         try:
-            ImageRequest(prompt="size check", model=model, size=size).validate_for(provider)
+            probe = ImageRequest(prompt="size check", model=model, size=size)
+            try:
+                probe.validate_for(provider, allow_retired=True)  # type: ignore[call-arg]
+            except TypeError:  # a validate_for without allow_retired
+                probe.validate_for(provider)
             return None
         except ImageRequestError as exc:
             if exc.field in (None, "size"):
