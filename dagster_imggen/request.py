@@ -150,7 +150,10 @@ def _structure(req: ImageRequest) -> None:
 
 
 def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    """None, NaN, and pandas' NA/NaT count as a missing cell."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return True
+    return type(value).__name__ in ("NAType", "NaTType")
 
 
 class ImageRequest(BaseModel):

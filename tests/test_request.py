@@ -307,6 +307,13 @@ def test_from_row_coerces_and_treats_missing() -> None:
     assert r.n == 2 and r.quality is None and r.output_compression is None and r.images == ("a.png",)
 
 
+def test_from_row_numpy_and_pandas_cells() -> None:
+    np = pytest.importorskip("numpy")
+    pd = pytest.importorskip("pandas")
+    r = ImageRequest.from_row({"prompt": "p", "n": np.int64(3), "quality": pd.NA, "mask": None}, row=0)
+    assert r.n == 3 and r.quality is None
+
+
 def test_from_row_unknown_column() -> None:
     with pytest.raises(ImageRequestError) as exc:
         ImageRequest.from_row({"prompt": "p", "colour": "red"}, row=9)
