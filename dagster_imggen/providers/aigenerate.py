@@ -79,6 +79,8 @@ class AIGenerateImageResource(RemoteImageResource):
         fields: dict[str, Any] = {"prompt": request.prompt}
         if request.size in _ASPECT:
             fields["aspect_ratio"] = _ASPECT[request.size]
+        if request.output_format != "png":  # png is the default; send only a departure from it
+            fields["output_format"] = request.output_format
         if request.is_edit:
             loop = asyncio.get_running_loop()
             urls = []
