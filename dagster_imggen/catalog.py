@@ -21,7 +21,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Mapping
-from datetime import date
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from importlib import resources
 from typing import Any, Literal
@@ -215,7 +215,7 @@ class ModelSpec(BaseModel):
         """True when the model has a retirement date on or before ``today`` (default: now, UTC)."""
         if self.retired is None:
             return False
-        return (today or date.today()) >= self.retired
+        return (today or datetime.now(timezone.utc).date()) >= self.retired
 
     def variant(self, mode: str, quality: str) -> Variant:
         """The provider variant for ``mode`` (text-to-image | image-to-image) and ``quality``.
