@@ -27,7 +27,15 @@ from ._http import CallState, fetch_images, parse_size, request_id_of
 from ._tasks import find_image_refs
 from .base import ProviderOutput, RemoteImageResource, _LoopState
 
-__all__ = ["OpenAICompatibleResource", "edit_form", "generation_body", "read_reference"]
+__all__ = [
+    "RESPONSE_FORMATS",
+    "TASK_MODES",
+    "OpenAICompatibleResource",
+    "check_choice",
+    "edit_form",
+    "generation_body",
+    "read_reference",
+]
 
 Files = list[tuple[str, tuple[str, bytes, str]]]
 
@@ -112,6 +120,24 @@ async def read_references(
     if request.mask:
         mask = await loop.run_in_executor(None, functools.partial(read_reference, request.mask, field="mask"))
     return images, mask
+
+
+RESPONSE_FORMATS = ("url", "b64_json")
+TASK_MODES = ("sync", "async")
+
+
+def check_choice(choices: tuple[str, ...]) -> Any:
+    """A pydantic ``field_validator`` body: the value is None or one of ``choices``.
+
+    (Dagster config has no ``Literal`` type, so string fields are checked here.)
+    """
+
+    def check(cls: type, value: str | None) -> str | None:
+        if value is not None and value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}, not {value!r}")
+        return value
+
+    return classmethod(check)
 
 
 class OpenAICompatibleResource(RemoteImageResource):

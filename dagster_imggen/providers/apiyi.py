@@ -14,13 +14,13 @@ Quirks (source: ``../shared/providers/003_d307cd8db33a550d.txt`` and ``README.md
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..request import ImageRequest
 from ._http import parse_size
-from ._openai_wire import OpenAICompatibleResource
+from ._openai_wire import RESPONSE_FORMATS, OpenAICompatibleResource, check_choice
 
 __all__ = ["APIYIImageResource"]
 
@@ -33,9 +33,11 @@ class APIYIImageResource(OpenAICompatibleResource):
     idempotency_source: ClassVar[str] = "APIYI docs: a disconnected call is still billed"
 
     base_url: str = Field(default="https://api.apiyi.com/v1", description="API root.")
-    response_format: Literal["url", "b64_json"] | None = Field(
+    response_format: str | None = Field(
         default=None, description="Sent when set; gpt-image-2-all defaults to url."
     )
+
+    check_response_format = field_validator("response_format")(check_choice(RESPONSE_FORMATS))
 
     def _edit_image_field(self, count: int) -> str:
         return "image[]"

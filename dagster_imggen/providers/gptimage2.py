@@ -14,15 +14,15 @@ Quirks (source: ``../shared/providers/004_be499b8a5e35d015.txt`` and ``README.md
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..errors import MalformedResponseError
 from ..request import ImageRequest
 from ..result import TaskState
 from ._http import CallState, fetch_images
-from ._openai_wire import OpenAICompatibleResource
+from ._openai_wire import RESPONSE_FORMATS, OpenAICompatibleResource, check_choice
 from ._tasks import TaskSnapshot, find_image_refs, find_usage, map_state, poll_until_done
 from .base import ProviderOutput, _LoopState
 
@@ -50,7 +50,9 @@ class GPTImage2ImageResource(OpenAICompatibleResource):
     task_path: ClassVar[str] = "tasks/{task_id}"
 
     base_url: str = Field(default="https://api.gptimage2/v1", description="API root.")
-    response_format: Literal["url", "b64_json"] | None = Field(default=None, description="Sent when set.")
+    response_format: str | None = Field(default=None, description="Sent when set.")
+
+    check_response_format = field_validator("response_format")(check_choice(RESPONSE_FORMATS))
 
     def _response_format(self, request: ImageRequest) -> str | None:
         return self.response_format

@@ -16,16 +16,22 @@ Quirks (source: ``../shared/providers/000_305fa6c5cb57ea7f.txt`` and ``README.md
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import httpx
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..errors import MalformedResponseError
 from ..request import ImageRequest
 from ..result import TaskState
 from ._http import CallState, HttpSession, error_from_body_code, fetch_images, parse_retry_after
-from ._openai_wire import OpenAICompatibleResource, generation_body
+from ._openai_wire import (
+    RESPONSE_FORMATS,
+    TASK_MODES,
+    OpenAICompatibleResource,
+    check_choice,
+    generation_body,
+)
 from ._tasks import TaskSnapshot, find_image_refs, find_usage, map_state, poll_until_done
 from .base import ProviderOutput, _LoopState
 
@@ -56,12 +62,15 @@ class PiAPIImageResource(OpenAICompatibleResource):
     task_path: ClassVar[str] = "api/v1/task/{task_id}"
 
     base_url: str = Field(default="https://api.piapi.ai", description="API root (no /v1).")
-    mode: Literal["sync", "async"] = Field(
+    mode: str = Field(
         default="sync", description="sync: /v1 routes; async: submit a task and poll it (generations)."
     )
-    response_format: Literal["url", "b64_json"] | None = Field(
+    response_format: str | None = Field(
         default=None, description="Sent when set; PiAPI's default is b64_json."
     )
+
+    check_response_format = field_validator("response_format")(check_choice(RESPONSE_FORMATS))
+    check_mode = field_validator("mode")(check_choice(TASK_MODES))
 
     def _edit_image_field(self, count: int) -> str:
         return "image"

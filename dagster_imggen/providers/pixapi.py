@@ -16,16 +16,24 @@ Quirks (source: ``../shared/providers/001_d01986769ffd2010.txt`` and ``README.md
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import httpx
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..errors import MalformedResponseError
 from ..request import ImageRequest
 from ..result import TaskState
 from ._http import CallState, HttpSession, fetch_images
-from ._openai_wire import OpenAICompatibleResource, edit_form, generation_body, read_references
+from ._openai_wire import (
+    RESPONSE_FORMATS,
+    TASK_MODES,
+    OpenAICompatibleResource,
+    check_choice,
+    edit_form,
+    generation_body,
+    read_references,
+)
 from ._tasks import TaskSnapshot, find_credits, find_image_refs, find_usage, map_state, poll_until_done
 from .base import ProviderOutput, _LoopState
 
@@ -63,8 +71,11 @@ class PixapiImageResource(OpenAICompatibleResource):
     task_path: ClassVar[str] = "v1/async/tasks/{task_id}"
 
     base_url: str = Field(default="https://api.pixapi.ai", description="API root (no /v1).")
-    mode: Literal["sync", "async"] = Field(default="sync", description="sync routes or async tasks.")
-    response_format: Literal["url", "b64_json"] | None = Field(default=None, description="Sent when set.")
+    mode: str = Field(default="sync", description="sync routes or async tasks.")
+    response_format: str | None = Field(default=None, description="Sent when set.")
+
+    check_response_format = field_validator("response_format")(check_choice(RESPONSE_FORMATS))
+    check_mode = field_validator("mode")(check_choice(TASK_MODES))
 
     def _edit_image_field(self, count: int) -> str:
         return "image"
