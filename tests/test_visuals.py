@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import io
+import os
+import re
 from decimal import Decimal
 
 import pyarrow as pa
 import pytest
 from PIL import Image
 
-from dagster_imggen.pipeline.visuals import contact_sheet, spend_chart
+from dagster_imggen.pipeline.visuals import contact_sheet, markdown_image, spend_chart
 from dagster_imggen.render import render_image
 
 
@@ -137,3 +140,31 @@ def test_spend_chart_accepts_timestamps_and_strings_and_skips_nulls() -> None:
 def test_spend_chart_names_missing_columns() -> None:
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['cost_usd'\]"):
         spend_chart(pa.table({"day": [dt.date(2026, 1, 1)], "provider": ["x"], "model": ["m"]}))
+
+
+def _embedded(markdown: str) -> tuple[str, str, bytes]:
+    match = re.fullmatch(r"!\[(.*)\]\(data:(image/[a-z]+);base64,([A-Za-z0-9+/=]+)\)", markdown)
+    assert match, markdown[:80]
+    return match.group(1), match.group(2), base64.b64decode(match.group(3))
+
+
+def test_markdown_image_embeds_small_png_as_is() -> None:
+    png = contact_sheet([render_image("a cat", 64, 64, "png")], thumb_px=32)
+    alt, mime, data = _embedded(markdown_image(png, alt="sheet [Animals]"))
+    assert (alt, mime, data) == ("sheet \\[Animals\\]", "image/png", png)
+
+
+def test_markdown_image_shrinks_big_images_to_fit() -> None:
+    noisy = Image.frombytes("RGB", (600, 600), os.urandom(600 * 600 * 3))  # incompressible
+    out = io.BytesIO()
+    noisy.save(out, "PNG")
+    assert len(out.getvalue()) > 1_000_000
+    _, mime, data = _embedded(markdown_image(out.getvalue(), max_bytes=60_000))
+    assert mime == "image/jpeg" and len(data) <= 60_000
+    assert Image.open(io.BytesIO(data)).width < 600  # it had to be scaled down as well
+
+
+def test_markdown_image_of_garbage_is_a_note() -> None:
+    assert markdown_image(b"nope", alt="x") == "_(x: not a readable image)_"
+    with pytest.raises(ValueError, match="max_bytes"):
+        markdown_image(b"", max_bytes=10)

@@ -1,11 +1,14 @@
 """Pictures for the Dagster UI: a contact sheet of a partition's images and a spend-over-time chart.
 
-Both functions return encoded PNG bytes; the pipeline writes them beside the images and links them
-from markdown metadata. matplotlib (the ``plots`` extra) is imported only by :func:`spend_chart`.
+Both functions return encoded PNG bytes; the pipeline writes them beside the images. The Dagster UI is
+a web page and cannot load ``file://`` images, so :func:`markdown_image` embeds a picture in markdown
+metadata as a ``data:`` URI (re-encoded smaller when needed). matplotlib (the ``plots`` extra) is
+imported only by :func:`spend_chart`.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import io
 import math
@@ -18,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-__all__ = ["contact_sheet", "spend_chart"]
+__all__ = ["contact_sheet", "markdown_image", "spend_chart"]
 
 #: Largest source image decoded for a thumbnail (pixels); bigger or undecodable entries get a placeholder.
 MAX_SOURCE_PIXELS = 64_000_000
@@ -201,4 +204,51 @@ def spend_chart(spend: pa.Table, *, title: str = "Image generation spend") -> by
         ax.grid(axis="y", alpha=0.3)
     out = io.BytesIO()
     fig.savefig(out, format="png")
+    return out.getvalue()
+
+
+#: Default cap on an embedded picture (bytes before base64): Dagster keeps metadata in its event log.
+MAX_EMBED_BYTES = 300_000
+
+
+def markdown_image(image: bytes, alt: str = "", *, max_bytes: int = MAX_EMBED_BYTES) -> str:
+    """Markdown that shows ``image`` inline in the Dagster UI: ``![alt](data:image/...;base64,...)``.
+
+    The image is embedded as given when it is at most ``max_bytes``; otherwise it is re-encoded as
+    JPEG (quality 80) and, if still too big, halved in size until it fits. ``alt`` is escaped.
+    Undecodable bytes give a short italic note instead of an image.
+
+    Raises:
+        ValueError: ``max_bytes`` < 1,000.
+    """
+    if max_bytes < 1_000:
+        raise ValueError(f"max_bytes must be >= 1000, got {max_bytes}")
+    label = alt.replace("\\", "\\\\").replace("[", "\\[").replace("]", "\\]").replace("\n", " ")
+    data, mime = image, _mime_of(image)
+    if mime is None or len(data) > max_bytes:
+        try:
+            with Image.open(io.BytesIO(image)) as src:
+                picture = src.convert("RGB")
+        except Exception:
+            return f"_({label or 'image'}: not a readable image)_"
+        data, mime = _jpeg(picture), "image/jpeg"
+        while len(data) > max_bytes and min(picture.size) > 32:
+            picture = picture.resize((picture.width // 2, picture.height // 2), Image.Resampling.LANCZOS)
+            data = _jpeg(picture)
+    return f"![{label}](data:{mime};base64,{base64.b64encode(data).decode('ascii')})"
+
+
+def _mime_of(data: bytes) -> str | None:
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def _jpeg(picture: Image.Image) -> bytes:
+    out = io.BytesIO()
+    picture.save(out, "JPEG", quality=80, optimize=True)
     return out.getvalue()
