@@ -121,6 +121,11 @@ def _render(
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
 def _corrupt(data: bytes) -> bytes:
     """Keep the format signature, zero the rest: identifies as nothing, decodes as nothing."""
     return data[:8] + bytes(max(len(data) - 8, 64))
@@ -279,6 +284,7 @@ class ProviderEmulator:
         self._tasks: dict[tuple[str, str], Task] = {}
         self._files: dict[tuple[str, str], _File] = {}
         self._windows: dict[tuple[str, str], _SlidingWindow] = {}
+        self._offset = 0.0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -289,7 +295,10 @@ class ProviderEmulator:
             return self
         self._server = _Server((self.host, self._port), self)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="imggen-emulator", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.02},
+            name="imggen-emulator",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -443,7 +452,14 @@ class ProviderEmulator:
 
     # --- services for provider modules (the Env protocol) -----------------------------------------
     def now(self) -> float:
-        return time.monotonic()
+        """The emulator's clock (monotonic seconds, plus any ``advance``)."""
+        return time.monotonic() + self._offset
+
+    def advance(self, seconds: float) -> None:
+        """Move the emulator's clock forward: tasks progress, URLs expire, rate windows slide,
+        without the test sleeping."""
+        with self._lock:
+            self._offset += seconds
 
     def new_id(self, prefix: str) -> str:
         return prefix + uuid.uuid4().hex[:20]
@@ -485,7 +501,7 @@ class ProviderEmulator:
         out: list[dict[str, Any]] = []
         for data in images:
             if mode == "b64_json":
-                text = prefix + base64.b64encode(data).decode()
+                text = prefix + _b64(data)
                 out.append({"b64_json": _truncate_b64(text) if fate == "truncated_b64" else text})
             else:
                 out.append(
