@@ -187,13 +187,9 @@ def _billed_images(request: ImageRequest, pricing: Pricing, images_returned: int
 def _table_price(pricing: Pricing, quality: str, size: str) -> Decimal:
     """USD per image from ``per_image``; auto quality reads the high row, auto size the dearest cell."""
     table = pricing.per_image
-    row = (
-        table.get(quality)
-        or table.get(pricing.auto_quality_as if quality == "auto" else "")
-        or table.get("*")
-    )
-    if row is None and quality in ("standard", "hd"):
-        row = table.get(_token_quality(quality))
+    # auto reads the row it is billed as (high); standard/hd read medium/high.
+    alias = pricing.auto_quality_as if quality == "auto" else _token_quality(quality)
+    row = table.get(quality) or table.get(alias) or table.get("*")
     if row is None:
         raise ImageRequestError(f"quality {quality}: no per-image price", field="quality")
     price = row.get(size) or row.get("*")

@@ -404,3 +404,10 @@ def test_costs_are_decimal_and_cost_type() -> None:
         assert isinstance(cost, Cost)
         assert isinstance(cost.usd, Decimal)
         assert cost.usd > 0, (spec.provider, spec.model)
+
+
+def test_apiyi_table_for_auto_quality_and_size() -> None:
+    r = req(model="gpt-image-1.5", size="auto", quality="auto")
+    cost = cost_of_response(r, "apiyi", usage=Usage(output_tokens=M))
+    assert cost.basis is CostBasis.PER_IMAGE_TABLE
+    assert cost.usd == D("0.200")  # auto is billed as high; auto size as the dearest preset
