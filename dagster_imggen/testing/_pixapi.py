@@ -77,10 +77,16 @@ class PixapiApp(ProviderApp):
     )
 
     def error(self, err: WireError, route: Route | None) -> Reply:
-        code: str | int = err.code if err.code is not None else _STRING_CODES.get(err.status, err.status)
-        body: dict[str, Any] = {"code": code, "message": err.message}
-        if isinstance(code, int):
-            body["type"] = err.type_ or _TYPES.get(err.status, "api_error")
+        """``{"error": {"code": <int>, "message", "type"}}``, or a documented string code."""
+        body: dict[str, Any]
+        if err.code in _STRING_CODES.values() or (err.code is None and err.status in _STRING_CODES):
+            body = {"code": err.code or _STRING_CODES[err.status], "message": err.message}
+        else:
+            code = err.code if isinstance(err.code, int) else err.status
+            kind = err.code if isinstance(err.code, str) else err.type_ or _TYPES.get(err.status, "api_error")
+            body = {"code": code, "message": err.message, "type": kind}
+            if err.param:
+                body["param"] = err.param
         return Reply.json(err.status, {"error": body}, err.headers)
 
     def unauthorized(self, missing: bool, route: Route | None) -> WireError:
