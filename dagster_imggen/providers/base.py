@@ -40,10 +40,13 @@ logger = logging.getLogger("dagster_imggen")
 T = TypeVar("T")
 
 
+_PACING_MARGIN = 1.05
+
+
 class RateLimit(dg.Config):
     """Client-side pacing: at most ``requests`` submissions per ``period_s`` seconds.
 
-    Submissions are spaced evenly (``period_s / requests`` apart, no bursts), so a provider's
+    Submissions are spaced evenly (``1.05 x period_s / requests`` apart, no bursts), so a provider's
     sliding window never sees more than ``requests`` per ``period_s``; polls and downloads are not
     paced.
     """
@@ -429,8 +432,10 @@ class RemoteImageResource(ImageProviderResource):
             timeout=timeout, limits=limits, follow_redirects=False, transport=self._transport
         )
         if self.rate_limit is not None:
-            # Capacity 1, one slot every period/requests seconds: even pacing, no burst.
-            state.limiter = AsyncLimiter(1, self.rate_limit.period_s / self.rate_limit.requests)
+            # Capacity 1, one slot every 1.05 x period/requests seconds: even pacing, no burst, and a
+            # 5% margin so network jitter cannot squeeze requests+1 sends into one provider window.
+            interval = _PACING_MARGIN * self.rate_limit.period_s / self.rate_limit.requests
+            state.limiter = AsyncLimiter(1, interval)
         state.session = HttpSession(
             state.client,
             provider=self.provider_name,
