@@ -431,3 +431,12 @@ def test_serve_runs_in_a_subprocess() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_oversized_api_body(emu: ProviderEmulator, client: httpx.Client) -> None:
+    emu.inject("openai", FaultSpec("oversized", on="submit", size_bytes=4 * 1024 * 1024))
+    with client.stream("POST", emu.base_url("openai") + "/images/generations", json=GEN) as r:
+        assert r.status_code == 200 and int(r.headers["content-length"]) == 4 * 1024 * 1024
+        body = r.read()
+    assert len(body) == 4 * 1024 * 1024 and body.startswith(b'{"data":[{"b64_json":"')
+    assert emu.billed("openai").calls == 1  # the work was done
