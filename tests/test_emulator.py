@@ -144,6 +144,7 @@ def test_expected_key_and_missing_key_get_401(emu: ProviderEmulator) -> None:
     assert [r.auth_ok for r in emu.requests] == [False, False, False, True]
     assert emu.requests[1].key_sha256 == key_fingerprint("sk-wrong-key-000")
     assert emu.billed("openai").calls == 1
+    assert KEY not in repr(emu.settings("openai"))
 
 
 # --- rate limit ------------------------------------------------------------------------------------

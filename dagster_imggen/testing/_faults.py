@@ -17,7 +17,7 @@
 | task_stuck     | submit         | the task never finishes                                              | no                     |
 | expired_url    | download       | the image URL answers ``status`` (default 410; 403/404 too)          | n/a                    |
 | slow_download  | download       | the image download stalls ``delay_s`` mid-body                       | n/a                    |
-| oversized      | download       | a body of ``size_bytes`` (default 64 MiB)                            | n/a                    |
+| oversized      | download       | a body of ``size_bytes`` (default 64 MiB)                            | yes, if on submit      |
 
 "submit" means a generation, edit or task-creation request; "poll" a task status request;
 "download" a GET of an image URL; "any" all three. "Did the work" decides billing: the provider
@@ -53,30 +53,24 @@ FaultKind = Literal[
 FaultTarget = Literal["submit", "poll", "download", "any"]
 
 
-@dataclass(frozen=True)
-class _KindInfo:
-    on: FaultTarget
-    processed: bool  # the provider did the work (and bills it by its own rule)
-
-
-#: The fault table: default target and whether the provider still did (and bills) the work.
-FAULT_KINDS: dict[str, _KindInfo] = {
-    "status": _KindInfo("submit", False),
-    "error_body": _KindInfo("submit", False),
-    "reset": _KindInfo("submit", False),
-    "drop": _KindInfo("submit", True),
-    "hang": _KindInfo("submit", True),
-    "slow_body": _KindInfo("submit", True),
-    "malformed_json": _KindInfo("submit", True),
-    "truncated_b64": _KindInfo("submit", True),
-    "corrupt_image": _KindInfo("submit", True),
-    "wrong_size": _KindInfo("submit", True),
-    "task_fail": _KindInfo("submit", False),
-    "task_cancel": _KindInfo("submit", False),
-    "task_stuck": _KindInfo("submit", False),
-    "expired_url": _KindInfo("download", False),
-    "slow_download": _KindInfo("download", False),
-    "oversized": _KindInfo("download", False),
+#: The fault table: each kind and the requests it hits by default.
+FAULT_KINDS: dict[str, FaultTarget] = {
+    "status": "submit",
+    "error_body": "submit",
+    "reset": "submit",
+    "drop": "submit",
+    "hang": "submit",
+    "slow_body": "submit",
+    "malformed_json": "submit",
+    "truncated_b64": "submit",
+    "corrupt_image": "submit",
+    "wrong_size": "submit",
+    "task_fail": "submit",
+    "task_cancel": "submit",
+    "task_stuck": "submit",
+    "expired_url": "download",
+    "slow_download": "download",
+    "oversized": "download",
 }
 
 #: Faults that change the images or the task, carried with the task or file they apply to.
@@ -120,11 +114,7 @@ class FaultSpec:
 
     @property
     def target(self) -> FaultTarget:
-        return self.on or FAULT_KINDS[self.kind].on
-
-    @property
-    def processed(self) -> bool:
-        return FAULT_KINDS[self.kind].processed
+        return self.on or FAULT_KINDS[self.kind]
 
     def hits(self, op: str, prompt: str | None) -> bool:
         """Whether this fault applies to a request of ``op`` (submit/poll/download) with ``prompt``."""

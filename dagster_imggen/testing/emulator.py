@@ -30,7 +30,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -71,12 +71,13 @@ class ProviderSettings:
       AI Generate starts at its documented 20 per 10 s (002_7794215a2f478efb.txt).
     - ``api_key``: the only key accepted (None: any non-empty key); others get 401.
     - ``task_s``: seconds an async task takes from creation to its final state.
-    - ``url_ttl_s``: seconds an image URL stays downloadable; then it answers ``expired_status``.
+    - ``url_ttl_s``: seconds an image URL stays downloadable; then it answers ``expired_status``
+      (default 403, as an expired signed URL does).
     """
 
     latency_s: float | tuple[float, float] = 0.0
     rate_limit: tuple[int, float] | None = None
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # never in a repr
     task_s: float = 0.2
     url_ttl_s: float = 3600.0
     expired_status: int = 403
