@@ -18,6 +18,7 @@ table (``{root}/spend``) come out:
 """
 
 import statistics
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -166,6 +167,35 @@ def build_image_generation_assets(
     Raises ``ImageRequestError`` when the table lacks a named column, and ``ValueError`` for an
     inconsistent combination of arguments.
     """
+    with warnings.catch_warnings():
+        # BackfillPolicy is beta in Dagster 1.13; single-run backfills are this factory's design.
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return _build(**locals())
+
+
+def _build(
+    *,
+    prompts: PromptSource,
+    output_root: str,
+    partitioning: Partitioning,
+    partitions_def: dg.PartitionsDefinition | None,
+    daily_start_date: str | None,
+    prompt_folder: str | None,
+    provider_resource_key: str,
+    provider_name: str,
+    defaults: Mapping[str, Any] | None,
+    name: str,
+    key_prefix: Sequence[str],
+    group_name: str | None,
+    max_failure_share: float,
+    budget_usd: Decimal | float | None,
+    owners: Sequence[str],
+    tags: Mapping[str, str] | None,
+    storage_options: Mapping[str, Any] | None,
+    spend_name: str | None,
+    ledger_batch_rows: int,
+    sensor_interval_s: int,
+) -> ImagePipeline:
     if not 0 <= max_failure_share <= 1:
         raise ValueError(f"max_failure_share must be between 0 and 1, not {max_failure_share}")
     defaults = dict(defaults or {})
