@@ -1,0 +1,1 @@
+"""The example project's ``dg`` defs folder: pipelines declared as Components (``defs.yaml``)."""
