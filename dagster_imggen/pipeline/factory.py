@@ -28,12 +28,13 @@ from typing import Any, Literal
 import dagster as dg
 import fsspec
 import pyarrow as pa
+import pyarrow.compute as pc
 from dagster import AssetCheckExecutionContext, AssetExecutionContext, SensorEvaluationContext
 
 from ..request import ImageRequest
-from ..result import ImageResult
+from ..result import Cost, ImageResult
 from . import checks as chk
-from .ledger import LedgerRow, LedgerWriter
+from .ledger import LedgerRow, LedgerWriter, read_ledger
 from .prompts import (
     InvalidRow,
     PromptRow,
@@ -112,6 +113,7 @@ class _Stats:
     images: int = 0
     succeeded: int = 0
     cached: int = 0
+    recovered: int = 0
     failed: int = 0
     invalid: int = 0
     cost: Decimal = Decimal(0)
@@ -238,10 +240,8 @@ def _build(
     else:
         raise ValueError(f"unknown partitioning {partitioning!r}")
 
-    table_cache: dict[str, pa.Table] = {}
-
-    def rows_for(key: str | None, log: Any) -> list[PromptRow]:
-        """The prompt rows of one partition (read per run, so edits to the table are picked up)."""
+    def rows_for(key: str | None, log: Any, table_cache: dict[str, pa.Table]) -> list[PromptRow]:
+        """The prompt rows of one partition; ``table_cache`` lives for one run, so edits are picked up."""
         label = key or UNPARTITIONED
         if partitioning == "dynamic":
             url = f"{prompt_folder.rstrip('/')}/{key}"  # type: ignore[union-attr]
@@ -454,7 +454,7 @@ def _generate(
     context: AssetExecutionContext,
     resource: Any,
     keys: list[str | None],
-    rows_for: Callable[[str | None, Any], list[PromptRow]],
+    rows_for: Callable[[str | None, Any, dict[str, pa.Table]], list[PromptRow]],
     defaults: Mapping[str, Any],
     output_root: str,
     storage: Mapping[str, Any],
@@ -468,6 +468,9 @@ def _generate(
     stats: dict[str | None, _Stats] = {k: _Stats() for k in keys}
     in_flight: dict[int, _Pending] = {}  # id(request) -> pending
     by_hash: dict[tuple[str | None, str], _Pending] = {}
+    tables: dict[str, pa.Table] = {}  # prompt tables read in this run
+    ledgered = _ledgered_hashes(output_root, storage, keys)
+    settled: set[tuple[str | None, str]] = set()  # hashes recovered in this run
 
     with LedgerWriter(output_root, run_id, storage_options=storage, batch_rows=ledger_batch_rows) as ledger:
 
@@ -509,17 +512,31 @@ def _generate(
         def record_cached(
             key: str | None, row: PromptRow, request: ImageRequest, h: str, uris: Sequence[str]
         ) -> None:
-            lr = base_row(key, row, "cached", request)
-            lr.request_hash, lr.image_uris, lr.cost_basis = h, list(uris), "cached"
-            ledger.add(lr)
             st = stats[key]
-            st.cached += 1
-            st.entries.append(entry(row, "cached", request, h, uris))
+            if h in ledgered.get(key or UNPARTITIONED, ()) or (key, h) in settled:
+                lr = base_row(key, row, "cached", request)
+                lr.request_hash, lr.image_uris, lr.cost_basis = h, list(uris), "cached"
+                ledger.add(lr)
+                st.cached += 1
+                st.entries.append(entry(row, "cached", request, h, uris))
+                return
+            # The image is in the store but no ledger row names it: a crash lost the row after the
+            # image was written. Record the paid call now, once, at the cost engine's estimate.
+            lr = base_row(key, row, "succeeded", request)
+            cost = _estimate(resource, request, provider)
+            lr.request_hash, lr.image_uris = h, list(uris)
+            lr.cost_usd, lr.cost_basis = cost.usd, cost.basis.value
+            lr.note = "recovered: image found in the store without a ledger row; cost estimated"
+            ledger.add(lr)
+            settled.add((key, h))
+            st.recovered += 1
+            st.cost += cost.usd
+            st.entries.append(entry(row, "succeeded", request, h, uris))
 
         def requests() -> Iterator[ImageRequest]:
             for key in keys:
                 existing = store.existing(key)
-                rows = rows_for(key, log)
+                rows = rows_for(key, log, tables)
                 st = stats[key]
                 st.rows = len(rows)
                 for row in rows:
@@ -640,6 +657,38 @@ def _record_result(
             st.entries.append(entry(dup, "failed", request, h, (), dup_lr.error))
 
 
+def _estimate(resource: Any, request: ImageRequest, provider: str) -> Cost:
+    try:
+        return resource.estimate(request)  # type: ignore[no-any-return]
+    except Exception:
+        from ..cost import estimate_cost
+
+        try:
+            return estimate_cost(request, provider)
+        except Exception:
+            return Cost.zero(detail="no estimate")
+
+
+def _ledgered_hashes(
+    root: str, storage: Mapping[str, Any], keys: Sequence[str | None]
+) -> dict[str, set[str]]:
+    """Request hashes with a succeeded ledger row, per partition key (the run's partitions only)."""
+    labels = [k or UNPARTITIONED for k in keys]
+    table = read_ledger(
+        root,
+        storage,
+        filter=(pc.field("partition_key").isin(labels)) & (pc.field("status") == "succeeded"),
+        columns=["partition_key", "request_hash"],
+    )
+    out: dict[str, set[str]] = defaultdict(set)
+    for key, h in zip(
+        table.column("partition_key").to_pylist(), table.column("request_hash").to_pylist(), strict=True
+    ):
+        if h:
+            out[key].add(h)
+    return out
+
+
 # ==================================================================== metadata helpers
 
 
@@ -655,6 +704,7 @@ def _partition_metadata(key: str | None, st: _Stats, store: ImageStore, log: Any
         "imggen/failed": dg.MetadataValue.int(st.failed + st.invalid),
         "imggen/invalid": dg.MetadataValue.int(st.invalid),
         "imggen/cached": dg.MetadataValue.int(st.cached),
+        "imggen/recovered": dg.MetadataValue.int(st.recovered),
         # Display figures for Dagster's plots; the exact Decimal is in the ledger and in *_exact.
         "imggen/cost_usd": dg.MetadataValue.float(float(cost)),
         "imggen/cost_usd_exact": dg.MetadataValue.text(str(cost)),

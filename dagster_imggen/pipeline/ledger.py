@@ -10,7 +10,7 @@ Columns (see docs/design.md "Ledger row"): request_id, run_id, partition_key, pr
 model, size, quality, n, status (succeeded|failed|cached|invalid), attempts, latency_s (seconds),
 input_text_tokens, input_image_tokens, cached_input_tokens, output_tokens (tokens), credits,
 cost_usd (decimal128(18,9), USD), cost_basis, possibly_billed, image_uris, error, created_at (UTC);
-plus request_hash, row, provider_request_id.
+plus request_hash, row, provider_request_id, note (e.g. why a row was recovered).
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ _FILE_FIELDS = [
     pa.field("provider_request_id", pa.string()),
     pa.field("image_uris", pa.list_(pa.string())),
     pa.field("error", pa.string()),
+    pa.field("note", pa.string()),
     pa.field("created_at", pa.timestamp("us", tz="UTC")),
 ]
 FILE_SCHEMA = pa.schema(_FILE_FIELDS)
@@ -108,6 +109,7 @@ class LedgerRow:
     provider_request_id: str | None = None
     image_uris: Sequence[str] = ()
     error: str | None = None
+    note: str | None = None
     created_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
     request_id: str = ""
 
@@ -149,6 +151,7 @@ class LedgerRow:
             "provider_request_id": self.provider_request_id,
             "image_uris": list(self.image_uris),
             "error": self.error,
+            "note": self.note,
             "created_at": self.created_at,
         }
 
