@@ -161,3 +161,26 @@ def test_images_are_streamed_not_held(tmp_path) -> None:
     )
     # Holding the 180 extra images would add about 0.9 x image_bytes to the peak.
     assert large - small < image_bytes / 2, (small, large, image_bytes)
+
+
+def test_duplicate_rows_are_requested_once_and_bad_reference_images_are_invalid(tmp_path) -> None:
+    url = f"{_root('dups')}/prompts.csv"
+    _write(url, "Prompt,Ref\na twin star,\na twin star,\nan edited star,memory://nowhere/missing.png\n")
+    pipeline = build_image_generation_assets(
+        prompts=PromptSource(url=url, override_columns={"images": "Ref"}),
+        output_root=str(tmp_path / "out"),
+        partitioning="none",
+        defaults=DEFAULTS,
+        max_failure_share=0.5,
+    )
+    result = dg.materialize(
+        [*pipeline.assets, *pipeline.asset_checks],
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={"image_provider": CountingLocalResource(counter="dups", max_concurrency=1)},
+    )
+    assert result.success
+    assert CALLS["dups"] == ["a twin star"]
+    rows = sorted(read_ledger(str(tmp_path / "out")).to_pylist(), key=lambda r: r["row"])
+    assert [r["status"] for r in rows] == ["succeeded", "cached", "invalid"]
+    assert rows[1]["image_uris"] == rows[0]["image_uris"] and rows[1]["cost_usd"] == 0
+    assert rows[2]["error"].startswith("row 2") and "images" in rows[2]["error"]

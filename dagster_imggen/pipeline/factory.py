@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dagster import AssetCheckExecutionContext, AssetExecutionContext, SensorEvaluationContext
 
+from ..errors import ImageRequestError
 from ..request import ImageRequest
 from ..result import Cost, ImageResult
 from . import checks as chk
@@ -471,6 +472,7 @@ def _generate(
     tables: dict[str, pa.Table] = {}  # prompt tables read in this run
     ledgered = _ledgered_hashes(output_root, storage, keys)
     settled: set[tuple[str | None, str]] = set()  # hashes recovered in this run
+    done: dict[tuple[str | None, str], tuple[str, ...]] = {}  # hashes generated in this run -> urls
 
     with LedgerWriter(output_root, run_id, storage_options=storage, batch_rows=ledger_batch_rows) as ledger:
 
@@ -510,10 +512,15 @@ def _generate(
             )
 
         def record_cached(
-            key: str | None, row: PromptRow, request: ImageRequest, h: str, uris: Sequence[str]
+            key: str | None,
+            row: PromptRow,
+            request: ImageRequest,
+            h: str,
+            uris: Sequence[str],
+            paid_in_this_run: bool = False,
         ) -> None:
             st = stats[key]
-            if h in ledgered.get(key or UNPARTITIONED, ()) or (key, h) in settled:
+            if paid_in_this_run or h in ledgered.get(key or UNPARTITIONED, ()) or (key, h) in settled:
                 lr = base_row(key, row, "cached", request)
                 lr.request_hash, lr.image_uris, lr.cost_basis = h, list(uris), "cached"
                 ledger.add(lr)
@@ -541,6 +548,12 @@ def _generate(
                 st.rows = len(rows)
                 for row in rows:
                     built = build_request(row, defaults, provider)
+                    if not isinstance(built, InvalidRow):
+                        request = _explicit_quality(built, provider, resource)
+                        try:  # reads the reference images, which may be missing
+                            h = request.request_hash()
+                        except ImageRequestError as exc:
+                            built = InvalidRow(row, exc.field, f"row {row.row}: {exc}")
                     if isinstance(built, InvalidRow):
                         lr = base_row(key, row, "invalid", None)
                         lr.error = built.message
@@ -549,10 +562,11 @@ def _generate(
                         st.entries.append(entry(row, "invalid", None, None, error=built.message))
                         log.warning(f"partition {key}: {built.message}")
                         continue
-                    request = _explicit_quality(built, provider, resource)
-                    h = request.request_hash()
                     if h in existing:
                         record_cached(key, row, request, h, existing[h])
+                        continue
+                    if (key, h) in done:  # a duplicate row whose twin succeeded earlier in this run
+                        record_cached(key, row, request, h, done[(key, h)], True)
                         continue
                     dup = by_hash.get((key, h))
                     if dup is not None:
@@ -566,10 +580,12 @@ def _generate(
         for result in resource.generate_many(requests()):
             pending = in_flight.pop(id(result.request))
             key = pending.key
-            _record_result(
+            uris = _record_result(
                 key, pending, result, store, ledger, stats[key], provider, base_row, entry, record_cached
             )
             by_hash.pop((key, pending.request_hash), None)
+            if uris:
+                done[(key, pending.request_hash)] = tuple(uris)
 
         ledger.flush()
         for key in keys:
@@ -597,8 +613,11 @@ def _record_result(
     base_row: Callable[..., LedgerRow],
     entry: Callable[..., ManifestEntry],
     record_cached: Callable[..., None],
-) -> None:
-    """Write the result's images (first), then its ledger row; settle duplicate rows of the same hash."""
+) -> list[str]:
+    """Write the result's images (first), then its ledger row; settle duplicate rows of the same hash.
+
+    Returns the URLs of the images written (empty when the request failed).
+    """
     request, h, row = pending.request, pending.request_hash, pending.row
     uris: list[str] = []
     error: str | None = None
@@ -647,7 +666,7 @@ def _record_result(
         st.failed += 1
     for dup in pending.waiting:
         if status == "succeeded":
-            record_cached(key, dup, request, h, uris)
+            record_cached(key, dup, request, h, uris, True)
         else:
             dup_lr = base_row(key, dup, "failed", request)
             dup_lr.request_hash = h
@@ -655,6 +674,7 @@ def _record_result(
             ledger.add(dup_lr)
             st.failed += 1
             st.entries.append(entry(dup, "failed", request, h, (), dup_lr.error))
+    return uris if status == "succeeded" else []
 
 
 def _estimate(resource: Any, request: ImageRequest, provider: str) -> Cost:
