@@ -255,3 +255,16 @@ def test_failure_share_and_budget_checks() -> None:
     assert checks.budget_check(Decimal("1.5"), Decimal("1")).passed is False
     assert checks.budget_check(Decimal("1"), Decimal("1")).passed
     assert checks.budget_check(Decimal("9"), None).passed
+
+
+def test_date_column_accepts_dates_and_names_a_bad_row() -> None:
+    url = f"{_mem_root()}/prompts.csv"
+    with fsspec.open(url, "w") as f:
+        f.write("Prompt,Day\na,2026-11-20\nb,\nc,2026-11-21T08:00:00\n")
+    table = read_prompt_table(PromptSource(url=url, date_column="Day"))
+    assert table.column("Day").to_pylist() == ["2026-11-20", None, "2026-11-21"]
+    with fsspec.open(url, "w") as f:
+        f.write("Prompt,Day\na,2026-11-20\nb,yesterday\n")
+    with pytest.raises(ImageRequestError) as err:
+        read_prompt_table(PromptSource(url=url, date_column="Day"))
+    assert err.value.field == "Day" and err.value.row == 1

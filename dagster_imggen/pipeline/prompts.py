@@ -182,7 +182,7 @@ def _dates_as_strings(col: pa.ChunkedArray, name: str, url: str) -> pa.ChunkedAr
         return pc.cast(col, pa.string())
     strings = pc.utf8_slice_codeunits(pc.cast(col, pa.string()), 0, 10)
     for i, value in enumerate(strings.to_pylist()):
-        if value is None:
+        if value is None or not value.strip():
             continue
         try:
             dt.date.fromisoformat(value)
