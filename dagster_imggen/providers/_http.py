@@ -29,7 +29,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 from aiolimiter import AsyncLimiter
@@ -70,6 +70,7 @@ __all__ = [
 ]
 
 logger = logging.getLogger("dagster_imggen")
+T = TypeVar("T")
 
 #: Retryable HTTP statuses: 429 rate limited, 500/502/503 transient, 455 Kie "service unavailable".
 RETRYABLE_STATUSES = frozenset({429, 455, 500, 502, 503})
@@ -596,17 +597,27 @@ async def fetch_images(
 
     async def one(ref: ImageRef) -> GeneratedImage:
         if ref.kind == "b64":
-            data = await loop.run_in_executor(None, decode_b64_image, ref.value)
+            data = await _offload(loop, decode_b64_image, ref.value, size=len(ref.value))
         else:
             data = await session.download(ref.value)
-        image = await loop.run_in_executor(None, _decode_expecting, data, expect_size)
-        return image
+        return await _offload(loop, _decode_expecting, data, expect_size, size=len(data))
 
     outcomes = await asyncio.gather(*(one(ref) for ref in refs), return_exceptions=True)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
     return [outcome for outcome in outcomes if isinstance(outcome, GeneratedImage)]
+
+
+#: Payloads below this many bytes are decoded inline: a thread hop costs more than the work.
+_INLINE_BYTES = 256 * 1024
+
+
+async def _offload(loop: asyncio.AbstractEventLoop, func: Callable[..., T], *args: Any, size: int) -> T:
+    """Run ``func(*args)`` in the default thread pool, or inline for small payloads."""
+    if size < _INLINE_BYTES:
+        return func(*args)
+    return await loop.run_in_executor(None, func, *args)
 
 
 def _decode_expecting(data: bytes, expect_size: tuple[int, int] | None) -> GeneratedImage:
