@@ -20,7 +20,9 @@ def main() -> int:
     if not os.environ.get("DAGSTER_HOME"):
         home = REPO / ".dagster_home"
         home.mkdir(exist_ok=True)
-        (home / "dagster.yaml").touch()
+        config = home / "dagster.yaml"
+        if not config.exists():
+            config.write_text("telemetry:\n  enabled: false\n")
         os.environ["DAGSTER_HOME"] = str(home)
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
