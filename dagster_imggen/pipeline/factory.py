@@ -728,7 +728,9 @@ def _partition_metadata(key: str | None, st: _Stats, store: ImageStore, log: Any
         # Display figures for Dagster's plots; the exact Decimal is in the ledger and in *_exact.
         "imggen/cost_usd": dg.MetadataValue.float(float(cost)),
         "imggen/cost_usd_exact": dg.MetadataValue.text(str(cost)),
-        "imggen/usd_per_image": dg.MetadataValue.float(float(cost / st.images) if st.images else 0.0),
+        "imggen/usd_per_image": dg.MetadataValue.float(
+            round(float(cost / st.images), 9) if st.images else 0.0
+        ),
         "imggen/p50_latency_s": dg.MetadataValue.float(
             round(statistics.median(st.latencies), 4) if st.latencies else 0.0
         ),
