@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import logging
 import struct
 import threading
 import time
+import weakref
 import zlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -52,7 +54,7 @@ from dagster_imggen.providers.piapi import PiAPIImageResource
 from dagster_imggen.providers.pixapi import PixapiImageResource
 from dagster_imggen.render import render_image
 from dagster_imggen.request import ImageRequest
-from dagster_imggen.result import TaskState
+from dagster_imggen.result import GeneratedImage, TaskState
 from dagster_imggen.testing import FaultSpec, ProviderEmulator
 
 REMOTE = [
@@ -362,6 +364,17 @@ def test_generate_many_streams_lazily_in_completion_order():
     prompts = [r.request.prompt for r in [first, *rest]]
     assert sorted(prompts) == sorted(f"p{i}" for i in range(12))
     assert prompts[0] != "p0"  # completion order, not input order
+
+
+def test_generate_many_keeps_no_result_alive():
+    refs: list[weakref.ref[GeneratedImage]] = []
+    with LocalImageResource(max_concurrency=4) as local:
+        for result in local.generate_many(ImageRequest(prompt=f"p{i}", quality="low") for i in range(16)):
+            refs.append(weakref.ref(result.images[0]))
+            del result
+        gc.collect()
+        alive = sum(ref() is not None for ref in refs)
+    assert alive == 0  # nothing paid for is kept by the library: the caller owns each result
 
 
 def test_generate_many_closed_early_cancels_in_flight(caplog):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 
 import dagster as dg
 import pytest
@@ -111,7 +112,12 @@ def test_as_a_dagster_resource():
         )
         return dg.MaterializeResult(metadata={"ok": sum(r.ok for r in results)})
 
+    def loop_threads() -> int:
+        return sum(t.name == "imggen-local" and t.is_alive() for t in threading.enumerate())
+
+    before = loop_threads()
     result = dg.materialize([images], resources={"image_provider": LocalImageResource(max_concurrency=2)})
     assert result.success
+    assert loop_threads() == before  # teardown_after_execution stopped the resource's loop thread
     (mat,) = result.asset_materializations_for_node("images")
     assert mat.metadata["ok"].value == 3
