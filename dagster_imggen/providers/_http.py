@@ -521,8 +521,12 @@ class HttpSession:
                         continue
                     if not response.is_success:
                         status = response.status_code
-                        await response.aread()
-                        text = redact(response.text[:200], self.api_key)
+                        snippet = b""
+                        async for chunk in response.aiter_bytes():  # an error page: its start only
+                            snippet += chunk
+                            if len(snippet) >= 1024:
+                                break
+                        text = redact(snippet[:200].decode("utf-8", "replace"), self.api_key)
                         exc: ImgGenError = DownloadError(
                             f"download of {url[:200]} failed: HTTP {status} {text}",
                             provider=self.provider,

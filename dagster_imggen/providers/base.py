@@ -20,7 +20,7 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
 
@@ -76,7 +76,6 @@ class _LoopState:
     limiter: AsyncLimiter | None = None
     client: httpx.AsyncClient | None = None
     session: HttpSession | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     async def aclose(self) -> None:
         if self.client is not None:
