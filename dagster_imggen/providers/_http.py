@@ -640,11 +640,18 @@ def decode_b64_image(text: str) -> bytes:
         header, sep, data = data.partition(",")
         if not sep or ";base64" not in header:
             raise ImageDecodeError(f"unsupported data URL header {header[:60]!r}")
-    data = "".join(data.split())
     try:
         return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        pass
+    # Line-wrapped base64 is valid too; only then pay for a copy without the whitespace.
+    compact = "".join(data.split())
+    try:
+        return base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ImageDecodeError(f"invalid or truncated base64 image data ({len(data)} chars): {exc}") from None
+        raise ImageDecodeError(
+            f"invalid or truncated base64 image data ({len(compact)} chars): {exc}"
+        ) from None
 
 
 def parse_size(size: str | None) -> tuple[int, int] | None:

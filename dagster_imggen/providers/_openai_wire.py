@@ -171,7 +171,9 @@ class OpenAICompatibleResource(RemoteImageResource):
 
     async def _produce(self, request: ImageRequest, call: CallState, state: _LoopState) -> ProviderOutput:
         body, response = await self._post_images(request, call, state)
-        return await self._output_from_body(body, response, request, state)
+        request_id = request_id_of(response)
+        del response  # free the raw body (megabytes of base64) before the images are decoded
+        return await self._output_from_body(body, request_id, request, state)
 
     async def _post_images(
         self, request: ImageRequest, call: CallState, state: _LoopState
@@ -202,35 +204,31 @@ class OpenAICompatibleResource(RemoteImageResource):
         )
 
     async def _output_from_body(
-        self, body: dict[str, Any], response: httpx.Response | None, request: ImageRequest, state: _LoopState
+        self, body: dict[str, Any], request_id: str | None, request: ImageRequest, state: _LoopState
     ) -> ProviderOutput:
         """Images, usage and the response's own size/quality/output_format from a ``data[]`` body."""
         session = self._session(state)
         data = body.get("data")
         if not isinstance(data, list) or not data:
             raise MalformedResponseError(
-                "response has no data[] images", provider=self.provider_name, request_id=_rid(response)
+                "response has no data[] images", provider=self.provider_name, request_id=request_id
             )
         refs = find_image_refs({"data": data})
         if not refs:
             raise MalformedResponseError(
                 "data[] holds neither b64_json nor url",
                 provider=self.provider_name,
-                request_id=_rid(response),
+                request_id=request_id,
             )
         images = await fetch_images(session, refs, expect_size=self._expected_dims(request))
         return ProviderOutput(
             images=images,
             usage=Usage.from_openai(body.get("usage")),
-            request_id=_rid(response),
+            request_id=request_id,
             size=_str(body.get("size")) or images[0].size,
             quality=_str(body.get("quality")) or request.quality,
             output_format=_str(body.get("output_format")) or images[0].format,
         )
-
-
-def _rid(response: httpx.Response | None) -> str | None:
-    return request_id_of(response) if response is not None else None
 
 
 def _str(value: Any) -> str | None:

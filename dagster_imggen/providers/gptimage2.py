@@ -21,7 +21,7 @@ from pydantic import Field, field_validator
 from ..errors import MalformedResponseError
 from ..request import ImageRequest
 from ..result import TaskState
-from ._http import CallState, fetch_images
+from ._http import CallState, fetch_images, request_id_of
 from ._openai_wire import RESPONSE_FORMATS, OpenAICompatibleResource, check_choice
 from ._tasks import TaskSnapshot, find_image_refs, find_usage, map_state, poll_until_done
 from .base import ProviderOutput, _LoopState
@@ -59,8 +59,10 @@ class GPTImage2ImageResource(OpenAICompatibleResource):
 
     async def _produce(self, request: ImageRequest, call: CallState, state: _LoopState) -> ProviderOutput:
         body, response = await self._post_images(request, call, state)
+        request_id = request_id_of(response)
+        del response  # free the raw body before the images are decoded
         if isinstance(body.get("data"), list):
-            return await self._output_from_body(body, response, request, state)
+            return await self._output_from_body(body, request_id, request, state)
         task_id = _task_id(body)
         if task_id is None:
             raise MalformedResponseError(

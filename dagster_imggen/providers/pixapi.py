@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import httpx
 from pydantic import Field, field_validator
 
 from ..errors import MalformedResponseError
@@ -132,9 +131,9 @@ class PixapiImageResource(OpenAICompatibleResource):
         return await self._output_from_task(done, request, session, submitted=body)
 
     async def _output_from_body(
-        self, body: dict[str, Any], response: httpx.Response | None, request: ImageRequest, state: _LoopState
+        self, body: dict[str, Any], request_id: str | None, request: ImageRequest, state: _LoopState
     ) -> ProviderOutput:
-        out = await super()._output_from_body(body, response, request, state)
+        out = await super()._output_from_body(body, request_id, request, state)
         out.credits = find_credits(body)
         return out
 
