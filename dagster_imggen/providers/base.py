@@ -214,14 +214,18 @@ class ImageProviderResource(dg.ConfigurableResource):
         runtime = self._ensure_runtime()
         if runtime.in_loop_thread():
             raise RuntimeError("generate() called from the resource's own loop; use agenerate()")
-        return runtime.submit(self._run(request, CallState())).result()
+        box: list[ImageResult] = []
+        runtime.submit(_boxed(self._run(request, CallState()), box)).result()
+        return box.pop()
 
     async def agenerate(self, request: ImageRequest) -> ImageResult:
         """Async ``generate``: awaits the work on the resource's loop from the caller's loop."""
         runtime = self._ensure_runtime()
         if runtime.in_loop_thread():
             return await self._run(request, CallState())
-        return await asyncio.wrap_future(runtime.submit(self._run(request, CallState())))
+        box: list[ImageResult] = []
+        await asyncio.wrap_future(runtime.submit(_boxed(self._run(request, CallState()), box)))
+        return box.pop()
 
     def generate_many(self, requests: Iterable[ImageRequest]) -> Iterator[ImageResult]:
         """Yield one ``ImageResult`` per request, in completion order, as soon as each completes.
@@ -233,7 +237,7 @@ class ImageProviderResource(dg.ConfigurableResource):
         """
         runtime = self._ensure_runtime()
         iterator = iter(requests)
-        pending: set[concurrent.futures.Future[ImageResult]] = set()
+        pending: dict[concurrent.futures.Future[None], list[ImageResult]] = {}
         exhausted = False
         try:
             while True:
@@ -243,14 +247,17 @@ class ImageProviderResource(dg.ConfigurableResource):
                     except StopIteration:
                         exhausted = True
                         break
-                    pending.add(runtime.submit(self._run_safe(request)))
+                    box: list[ImageResult] = []
+                    pending[runtime.submit(_boxed(self._run_safe(request), box))] = box
                 if not pending:
                     return
-                done, pending = concurrent.futures.wait(
-                    pending, return_when=concurrent.futures.FIRST_COMPLETED
+                done, _ = concurrent.futures.wait(
+                    list(pending), return_when=concurrent.futures.FIRST_COMPLETED
                 )
                 for future in done:
-                    yield future.result()
+                    box = pending.pop(future)
+                    future.result()  # re-raises only what _run_safe cannot turn into a result
+                    yield box.pop()
         finally:
             self._cancel_pending(pending)
 
@@ -260,7 +267,7 @@ class ImageProviderResource(dg.ConfigurableResource):
         """Async ``generate_many``; accepts a sync or an async iterable of requests."""
         runtime = self._ensure_runtime()
         source = _aiter(requests)
-        pending: set[asyncio.Future[ImageResult]] = set()
+        pending: dict[asyncio.Future[None], list[ImageResult]] = {}
         exhausted = False
         try:
             while True:
@@ -270,16 +277,19 @@ class ImageProviderResource(dg.ConfigurableResource):
                     except StopAsyncIteration:
                         exhausted = True
                         break
-                    coro = self._run_safe(request)
+                    box: list[ImageResult] = []
+                    coro = _boxed(self._run_safe(request), box)
                     if runtime.in_loop_thread():
-                        pending.add(asyncio.ensure_future(coro))
+                        pending[asyncio.ensure_future(coro)] = box
                     else:
-                        pending.add(asyncio.wrap_future(runtime.submit(coro)))
+                        pending[asyncio.wrap_future(runtime.submit(coro))] = box
                 if not pending:
                     return
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(list(pending), return_when=asyncio.FIRST_COMPLETED)
                 for future in done:
-                    yield future.result()
+                    box = pending.pop(future)
+                    future.result()
+                    yield box.pop()
         finally:
             self._cancel_pending(pending)
 
@@ -375,6 +385,16 @@ class ImageProviderResource(dg.ConfigurableResource):
     async def _produce(self, request: ImageRequest, call: CallState, state: _LoopState) -> ProviderOutput:
         """Turn one validated request (explicit quality) into images. Implemented per provider."""
         raise NotImplementedError
+
+
+async def _boxed(coro: Coroutine[Any, Any, T], box: list[T]) -> None:
+    """Await ``coro`` and put its result in ``box``.
+
+    Futures chained across threads (``run_coroutine_threadsafe``, ``wrap_future``) reference each
+    other, a cycle only the cyclic garbage collector frees; a result handed back through them would
+    keep megabytes of images alive after the caller dropped it. The caller empties the box instead.
+    """
+    box.append(await coro)
 
 
 async def _aiter(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
