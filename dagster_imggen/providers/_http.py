@@ -607,14 +607,13 @@ async def fetch_images(
 
     Raises ``ImageDecodeError``, ``DownloadError`` or ``UnsafeURLError``.
     """
-    loop = asyncio.get_running_loop()
 
     async def one(ref: ImageRef) -> GeneratedImage:
         if ref.kind == "b64":
-            data = await _offload(loop, decode_b64_image, ref.value, size=len(ref.value))
+            data = await _offload(decode_b64_image, ref.value, size=len(ref.value))
         else:
             data = await session.download(ref.value)
-        return await _offload(loop, _decode_expecting, data, expect_size, size=len(data))
+        return await _offload(_decode_expecting, data, expect_size, size=len(data))
 
     outcomes = await asyncio.gather(*(one(ref) for ref in refs), return_exceptions=True)
     for outcome in outcomes:
@@ -627,17 +626,23 @@ async def fetch_images(
 _INLINE_BYTES = 256 * 1024
 
 
-async def _offload(loop: asyncio.AbstractEventLoop, func: Callable[..., T], *args: Any, size: int) -> T:
-    """Run ``func(*args)`` in the default thread pool, or inline for small payloads.
+async def run_in_thread(func: Callable[..., T], *args: Any) -> T:
+    """``func(*args)`` in the running loop's default thread pool.
 
     The result comes back through a list, not the executor's future: asyncio chains that future to
-    its own in a reference cycle, which would hold the bytes until the cyclic GC runs.
+    its own in a reference cycle, which would hold the result (megabytes of image) until the cyclic
+    GC runs rather than until the caller drops it.
     """
+    box: list[T] = []
+    await asyncio.get_running_loop().run_in_executor(None, lambda: box.append(func(*args)))
+    return box.pop()
+
+
+async def _offload(func: Callable[..., T], *args: Any, size: int) -> T:
+    """``func(*args)`` inline for small payloads (a thread hop costs more), else in the thread pool."""
     if size < _INLINE_BYTES:
         return func(*args)
-    box: list[T] = []
-    await loop.run_in_executor(None, lambda: box.append(func(*args)))
-    return box.pop()
+    return await run_in_thread(func, *args)
 
 
 def _decode_expecting(data: bytes, expect_size: tuple[int, int] | None) -> GeneratedImage:

@@ -13,7 +13,6 @@ Source: OpenAI Images API reference, as summarised in ``../shared/providers/READ
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 from typing import Any, ClassVar
@@ -23,7 +22,7 @@ import httpx
 from ..errors import ImageRequestError, MalformedResponseError
 from ..request import ImageRequest
 from ..result import Usage
-from ._http import CallState, fetch_images, parse_size, request_id_of
+from ._http import CallState, fetch_images, parse_size, request_id_of, run_in_thread
 from ._tasks import find_image_refs
 from .base import ProviderOutput, RemoteImageResource, _LoopState
 
@@ -114,11 +113,10 @@ async def read_references(
     request: ImageRequest,
 ) -> tuple[list[tuple[str, bytes, str]], tuple[str, bytes, str] | None]:
     """The request's reference images and mask, read in the default thread pool."""
-    loop = asyncio.get_running_loop()
-    images = [await loop.run_in_executor(None, read_reference, path) for path in request.images]
+    images = [await run_in_thread(read_reference, path) for path in request.images]
     mask = None
     if request.mask:
-        mask = await loop.run_in_executor(None, functools.partial(read_reference, request.mask, field="mask"))
+        mask = await run_in_thread(functools.partial(read_reference, request.mask, field="mask"))
     return images, mask
 
 

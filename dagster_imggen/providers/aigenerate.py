@@ -21,7 +21,6 @@ through as URLs, local files go as ``data:`` URLs.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
@@ -32,7 +31,7 @@ from pydantic import Field
 from ..errors import MalformedResponseError
 from ..request import ImageRequest
 from ..result import TaskState
-from ._http import CallState, error_from_body_code, fetch_images, parse_retry_after, parse_size
+from ._http import CallState, error_from_body_code, fetch_images, parse_retry_after, parse_size, run_in_thread
 from ._openai_wire import read_reference
 from ._tasks import TaskSnapshot, find_image_refs, map_state, poll_until_done
 from .base import ProviderOutput, RateLimit, RemoteImageResource, _LoopState
@@ -82,13 +81,12 @@ class AIGenerateImageResource(RemoteImageResource):
         if request.output_format != "png":  # png is the default; send only a departure from it
             fields["output_format"] = request.output_format
         if request.is_edit:
-            loop = asyncio.get_running_loop()
             urls = []
             for path in request.images:
                 if path.startswith(("http://", "https://")):
                     urls.append(path)
                     continue
-                _, data, mime = await loop.run_in_executor(None, read_reference, path)
+                _, data, mime = await run_in_thread(read_reference, path)
                 urls.append(f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}")
             fields["input_urls"] = urls
         fields.update(request.extra)

@@ -390,9 +390,9 @@ class ImageProviderResource(dg.ConfigurableResource):
 async def _boxed(coro: Coroutine[Any, Any, T], box: list[T]) -> None:
     """Await ``coro`` and put its result in ``box``.
 
-    Futures chained across threads (``run_coroutine_threadsafe``, ``wrap_future``) reference each
-    other, a cycle only the cyclic garbage collector frees; a result handed back through them would
-    keep megabytes of images alive after the caller dropped it. The caller empties the box instead.
+    Futures chained across threads (``run_coroutine_threadsafe``, ``wrap_future``) keep references
+    to each other through their callbacks, so a result handed back through them can outlive the
+    caller's last reference (megabytes of images). The caller empties the box instead.
     """
     box.append(await coro)
 

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from ..request import ImageRequest
 from ..result import Cost, CostBasis, GeneratedImage
-from ._http import CallState, parse_size
+from ._http import CallState, parse_size, run_in_thread
 from .base import ImageProviderResource, ProviderOutput, _LoopState
 
 __all__ = ["LocalImageResource"]
@@ -46,10 +46,7 @@ class LocalImageResource(ImageProviderResource):
         dims = parse_size(size)
         if dims is None:
             raise ValueError(f"cannot render size {size!r}")  # validate_for rejects this earlier
-        loop = asyncio.get_running_loop()
-        images = []
-        for index in range(request.n):
-            images.append(await loop.run_in_executor(None, _render, request, dims, index))
+        images = [await run_in_thread(_render, request, dims, index) for index in range(request.n)]
         from ..cost import expected_usage
 
         return ProviderOutput(
