@@ -3,7 +3,7 @@
 - :func:`error_from_response` / :func:`error_for_status`: a provider answer -> the ``errors`` hierarchy,
   parsing every documented error body shape (``{"error": {...}}`` with a numeric or string code,
   ``{code, msg}``, ``{code, message}``).
-- :class:`HttpSession`: one retrying sender per (resource, event loop) over one ``httpx.AsyncClient``.
+- :class:`HttpSession`: one retrying sender per resource over its one ``httpx.AsyncClient``.
 - :meth:`HttpSession.download`: safe download of a result URL (https, SSRF guard, byte cap).
 - :func:`decode_b64_image` and :func:`decode_image`: strict image decoding with Pillow.
 
@@ -67,6 +67,10 @@ __all__ = [
     "is_loopback_url",
     "parse_error_body",
     "parse_retry_after",
+    "parse_size",
+    "request_id_of",
+    "response_json",
+    "run_in_thread",
 ]
 
 logger = logging.getLogger("dagster_imggen")
