@@ -99,11 +99,12 @@ def test_yaml_component_materialises_a_daily_partition_locally(sandbox: DefsFold
         assert meta["imggen/failed"] == 0
         assert meta["imggen/cost_usd"] > 0  # the local provider reports what gpt-image-2 would bill
         sheet = Path(str(meta["imggen/contact_sheet"]))
-        # Relative output_root resolves against the folder holding defs.yaml.
-        assert sheet.is_relative_to((folder / "out").resolve())
+        # A relative output_root is taken from the project root (prompts.url from the defs.yaml folder).
+        out = (sandbox.project_root / "out").resolve()
+        assert sheet.is_relative_to(out)
         with Image.open(io.BytesIO(sheet.read_bytes())) as img:
             assert img.format == "PNG" and img.width > 3 * 128
-        written = list((folder / "out").rglob("*.png"))
+        written = list(out.rglob("*.png"))
         assert len([p for p in written if p != sheet]) >= 3
 
 

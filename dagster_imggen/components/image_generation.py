@@ -4,8 +4,9 @@ It wraps :func:`dagster_imggen.build_image_generation_assets` (the Python form) 
 resource. Every attribute group is a nested model so that ``dg check yaml`` names the exact field at
 fault (``attributes.partitioning.by``, ``attributes.provider.api_key``, ...).
 
-Relative local paths (``prompts.url``, ``partitioning.folder``, ``output_root``) are resolved against
-the folder holding ``defs.yaml``; fsspec URLs (``s3://...``, ``memory://...``) are used as given.
+Relative local paths: ``prompts.url`` and ``partitioning.folder`` are taken from the folder holding
+``defs.yaml`` (ship the table beside it); ``output_root`` from the project root (outputs must stay out
+of the defs folder, which ``dg`` scans). fsspec URLs (``s3://...``, ``memory://...``) are used as given.
 """
 
 from __future__ import annotations
@@ -494,7 +495,7 @@ def _scaffold_yaml(
         ("    image_model: gpt-image-2", ""),
         ("    size: 1024x1024", ""),
         ("    quality: low", ""),
-        (f'  output_root: "{{{{ context.project_root }}}}/data/{name}"', "images, usage ledger, spend"),
+        (f"  output_root: data/{name}", "relative to the project root; or s3://bucket/prefix"),
         ("  checks:", ""),
         ("    max_failure_share: 0.1", "the blocking check fails a partition above 10% failures"),
         ("  budget_usd: 5.00", "the spend check warns above this many USD"),
@@ -536,7 +537,7 @@ class ImageGenerationComponent(dg.Component, dg.Model, dg.Resolvable):
           partitioning: {by: daily, column: Date, start_date: "2026-11-14"}
           provider: {name: openai, api_key: "{{ env.IMGGEN_API_KEY }}"}
           request_defaults: {image_model: gpt-image-2, size: 1024x1024, quality: low}
-          output_root: "{{ context.project_root }}/data/daily_images"
+          output_root: data/daily_images
           budget_usd: 5.00
     """
 
@@ -554,7 +555,7 @@ class ImageGenerationComponent(dg.Component, dg.Model, dg.Resolvable):
         default_factory=RequestDefaults, description="Request fields used unless a row overrides them."
     )
     output_root: str = Field(
-        description="fsspec URL or path (relative to defs.yaml) for images, ledger, spend."
+        description="fsspec URL or path (relative to the project root) for images, usage ledger and spend."
     )
     checks: ChecksConfig = Field(default_factory=ChecksConfig, description="Asset check thresholds.")
     budget_usd: Annotated[
@@ -608,7 +609,7 @@ class ImageGenerationComponent(dg.Component, dg.Model, dg.Resolvable):
         )
         pipeline = build_image_generation_assets(
             prompts=source,
-            output_root=_local_path(self.output_root, base),
+            output_root=_local_path(self.output_root, Path(context.project_root)),
             partitioning=part.by,
             daily_start_date=part.start_date if part.by == "daily" else None,
             prompt_folder=_local_path(part.folder, base) if part.by == "dynamic" and part.folder else None,

@@ -193,9 +193,13 @@ def spend_chart(spend: pa.Table, *, title: str = "Image generation spend") -> by
         ax2.set_ylabel("cumulative USD")
         ax2.set_ylim(bottom=0)
         ax.set_ylim(bottom=0)
-        locator = mdates.AutoDateLocator(maxticks=10)
-        ax.xaxis.set_major_locator(locator)
-        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        if x[-1] - x[0] <= 14:  # up to two weeks: one tick per day, no hours
+            ax.xaxis.set_major_locator(mdates.DayLocator())
+            ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
+        else:
+            locator = mdates.AutoDateLocator(maxticks=10)
+            ax.xaxis.set_major_locator(locator)
+            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
         if len(days) == 1:
             ax.set_xlim(x[0] - 2, x[0] + 2)
         handles, names = ax.get_legend_handles_labels()
@@ -208,7 +212,7 @@ def spend_chart(spend: pa.Table, *, title: str = "Image generation spend") -> by
 
 
 #: Default cap on an embedded picture (bytes before base64): Dagster keeps metadata in its event log.
-MAX_EMBED_BYTES = 300_000
+MAX_EMBED_BYTES = 200_000
 
 
 def markdown_image(image: bytes, alt: str = "", *, max_bytes: int = MAX_EMBED_BYTES) -> str:
