@@ -20,6 +20,7 @@ from dagster_imggen.pipeline.prompts import (
     InvalidRow,
     PromptSource,
     build_request,
+    check_references,
     partition_values,
     read_prompt_table,
     rows_of,
@@ -268,3 +269,38 @@ def test_date_column_accepts_dates_and_names_a_bad_row() -> None:
     with pytest.raises(ImageRequestError) as err:
         read_prompt_table(PromptSource(url=url, date_column="Day"))
     assert err.value.field == "Day" and err.value.row == 1
+
+
+def test_bad_utf8_cell_and_repeated_id_are_invalid_rows(tmp_path) -> None:
+    table = tmp_path / "prompts.csv"
+    table.write_bytes(b"id,Prompt\na,fine\nb,caf\xe9\na,again\nc,also fine\n")
+    source = PromptSource(url=str(table), id_column="id")
+    rows = list(rows_of(read_prompt_table(source), source, partition_key="all"))
+    built = [build_request(r, {"model": "gpt-image-2", "quality": "low"}, "openai") for r in rows]
+    assert isinstance(built[0], ImageRequest) and isinstance(built[3], ImageRequest)
+    utf8, repeated = built[1], built[2]
+    assert isinstance(utf8, InvalidRow) and utf8.field == "prompt" and "UTF-8" in utf8.message
+    assert utf8.message.startswith("row 1: ")
+    assert isinstance(repeated, InvalidRow) and repeated.field == "id" and "row 0" in repeated.message
+
+
+def test_reference_images_are_checked_from_their_headers(tmp_path) -> None:
+    ok = tmp_path / "ref.png"
+    ok.write_bytes(_png(1024, 1024))
+    small_mask = tmp_path / "mask.png"
+    small_mask.write_bytes(_png(512, 512))
+    text = tmp_path / "text.png"
+    text.write_bytes(b"not an image")
+    gif = tmp_path / "ref.gif"
+    Image.new("RGB", (16, 16)).save(gif, "GIF")
+    checks_ = [
+        ({"images": (str(text),)}, "images"),
+        ({"images": (str(gif),)}, "images"),
+        ({"images": (str(ok),), "mask": str(small_mask)}, "mask"),
+    ]
+    for fields, field in checks_:
+        request = ImageRequest(prompt="edit", **fields)  # type: ignore[arg-type]
+        with pytest.raises(ImageRequestError) as err:
+            check_references(request)
+        assert err.value.field == field, err.value
+    check_references(ImageRequest(prompt="edit", images=(str(ok),)))

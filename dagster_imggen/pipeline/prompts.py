@@ -28,6 +28,7 @@ __all__ = [
     "PromptRow",
     "PromptSource",
     "build_request",
+    "check_references",
     "date_keys",
     "partition_values",
     "read_prompt_table",
@@ -109,6 +110,8 @@ class PromptRow:
     prompt_id: str
     partition_key: str
     fields: Mapping[str, Any]  # request field -> raw cell value (prompt and non-empty overrides)
+    #: (field, message) when the row is unusable before any request is built (bad UTF-8, repeated id)
+    problem: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -157,22 +160,54 @@ def read_prompt_table(source: PromptSource, url: str | None = None) -> pa.Table:
             parse = (
                 pcsv.ParseOptions(delimiter="\t", quote_char=False) if fmt == "tsv" else pcsv.ParseOptions()
             )
-            table = pcsv.read_csv(f, parse_options=parse)
+            # Cells are checked for UTF-8 one by one below, so one bad cell cannot fail the table.
+            table = pcsv.read_csv(
+                f, parse_options=parse, convert_options=pcsv.ConvertOptions(check_utf8=False)
+            )
     missing = [c for c in source.columns_used if c not in table.column_names]
     if missing:
         raise ImageRequestError(
             f"prompt table {url!r} has no column {missing[0]!r} (columns: {', '.join(table.column_names)})",
             field=missing[0],
         )
+    bad_utf8: dict[int, str] = {}  # row -> first column holding invalid UTF-8
     for name in source.columns_used:
         idx = table.column_names.index(name)
         col = table.column(idx)
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            col, bad_rows = _valid_utf8(col)
+            for i in bad_rows:
+                bad_utf8.setdefault(i, name)
         if name == source.date_column:
             col = _dates_as_strings(col, name, url)
         elif not pa.types.is_string(col.type):
             col = pc.cast(col, pa.string())
         table = table.set_column(idx, name, col)
-    return table.append_column("__row__", pa.array(range(table.num_rows), pa.int64()))
+    table = table.append_column("__row__", pa.array(range(table.num_rows), pa.int64()))
+    return table.append_column(
+        "__bad_utf8__", pa.array([bad_utf8.get(i) for i in range(table.num_rows)], pa.string())
+    )
+
+
+def _valid_utf8(col: pa.ChunkedArray) -> tuple[pa.ChunkedArray, list[int]]:
+    """``col`` with cells that are not valid UTF-8 set to null, and the rows of those cells."""
+    try:
+        col.validate(full=True)
+        return col, []
+    except pa.ArrowInvalid:
+        pass
+    values: list[str | None] = []
+    bad: list[int] = []
+    for i, raw in enumerate(pc.cast(col, pa.binary()).to_pylist()):
+        if raw is None:
+            values.append(None)
+            continue
+        try:
+            values.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            values.append(None)
+            bad.append(i)
+    return pa.chunked_array([pa.array(values, pa.string())]), bad
 
 
 def _dates_as_strings(col: pa.ChunkedArray, name: str, url: str) -> pa.ChunkedArray:
@@ -224,6 +259,13 @@ def rows_of(
     filter_column: str | None = None,
 ) -> Iterator[PromptRow]:
     """Yield the rows of ``table`` whose ``filter_column`` equals ``partition_key`` (all rows if None)."""
+    first_of_id: dict[str, int] = {}  # over the whole table: ids must be unique in it
+    if source.id_column:
+        for r, raw in zip(
+            table.column("__row__").to_pylist(), table.column(source.id_column).to_pylist(), strict=True
+        ):
+            if raw is not None and str(raw).strip():
+                first_of_id.setdefault(sanitize_id(str(raw).strip()), r)
     if filter_column is not None:
         values = table.column(filter_column)
         if partition_key == MISSING_PARTITION:
@@ -234,6 +276,8 @@ def rows_of(
     names = [source.prompt_column, *(c for c in (source.id_column,) if c), *source.override_columns.values()]
     columns = {n: table.column(n).to_pylist() for n in dict.fromkeys(names)}
     row_idx = table.column("__row__").to_pylist()
+    bad_utf8 = table.column("__bad_utf8__").to_pylist() if "__bad_utf8__" in table.column_names else []
+    fields_of_column = {source.prompt_column: "prompt", **{c: f for f, c in source.override_columns.items()}}
     for j, row in enumerate(row_idx):
         prompt = columns[source.prompt_column][j]
         fields: dict[str, Any] = {"prompt": prompt}
@@ -247,7 +291,20 @@ def rows_of(
         else:
             digest = hashlib.sha256(str(prompt or "").encode()).hexdigest()[:10]
             prompt_id = f"{row:05d}-{digest}"
-        yield PromptRow(row=row, prompt_id=prompt_id, partition_key=partition_key, fields=fields)
+        problem: tuple[str, str] | None = None
+        if bad_utf8 and bad_utf8[j]:
+            column = bad_utf8[j]
+            field_name = fields_of_column.get(column, column)
+            problem = (field_name, f"row {row}: field {field_name!r} (column {column!r}) is not valid UTF-8")
+        elif source.id_column and first_of_id.get(prompt_id, row) != row:
+            problem = (
+                source.id_column,
+                f"row {row}: prompt id {prompt_id!r} (column {source.id_column!r}) repeats row "
+                f"{first_of_id[prompt_id]}'s; ids must be unique",
+            )
+        yield PromptRow(
+            row=row, prompt_id=prompt_id, partition_key=partition_key, fields=fields, problem=problem
+        )
 
 
 _INT_FIELDS = ("n", "output_compression")
@@ -262,6 +319,8 @@ def build_request(
     prompt, an unknown model, a size the model does not take...). ``provider`` enables the
     provider-specific checks of ``ImageRequest.validate_for``.
     """
+    if row.problem is not None:
+        return InvalidRow(row, row.problem[0], row.problem[1])
     prompt = row.fields.get("prompt")
     if prompt is None or not str(prompt).strip():
         return InvalidRow(row, "prompt", f"row {row.row}: field 'prompt' is empty")
@@ -277,6 +336,7 @@ def build_request(
             request = ImageRequest(**mapping)
         if provider is not None:
             request = request.validate_for(provider)
+        check_references(request)
     except ImageRequestError as exc:
         msg = str(exc) if exc.row is not None else f"row {row.row}: {exc}"
         return InvalidRow(row, exc.field, msg)
@@ -284,6 +344,72 @@ def build_request(
         field_name = _pydantic_field(exc)
         return InvalidRow(row, field_name, f"row {row.row}: field {field_name!r}: {_first_line(exc)}")
     return request
+
+
+#: Largest reference image or mask, bytes: "< 50 MB each" for edits in the OpenAI Images API reference
+#: (``../shared/providers/README.md``, as of 2026-11-21).
+MAX_REFERENCE_BYTES = 50 * 1024 * 1024
+#: Largest reference image, pixels (Pillow's decompression-bomb limit); checked from the header only.
+MAX_REFERENCE_PIXELS = 89_478_485
+_REFERENCE_FORMATS = ("PNG", "JPEG", "WEBP")
+
+
+def check_references(request: ImageRequest) -> None:
+    """Check the request's reference images and mask before anything is sent.
+
+    Each file must exist, be at most ``MAX_REFERENCE_BYTES``, and be a PNG, JPEG or WebP of at most
+    ``MAX_REFERENCE_PIXELS`` (read from the header; nothing is decoded). The mask must be a PNG of
+    the first image's size. Raises ``ImageRequestError`` (field ``images`` or ``mask``).
+    """
+    sizes: list[tuple[int, int]] = []
+    for url in request.images:
+        sizes.append(_reference_header(url, "images", _REFERENCE_FORMATS))
+    if request.mask is not None:
+        mask_size = _reference_header(request.mask, "mask", ("PNG",))
+        if sizes and mask_size != sizes[0]:
+            raise ImageRequestError(
+                f"mask {request.mask}: {mask_size[0]}x{mask_size[1]} pixels, but the first image is "
+                f"{sizes[0][0]}x{sizes[0][1]}; a mask must have the same size",
+                field="mask",
+            )
+
+
+def _reference_header(url: str, field_name: str, formats: tuple[str, ...]) -> tuple[int, int]:
+    import warnings
+
+    from PIL import Image
+
+    try:
+        fs, path = fsspec.core.url_to_fs(url)
+        size = fs.size(path)
+        if size is not None and size > MAX_REFERENCE_BYTES:
+            raise ImageRequestError(
+                f"{field_name} {url}: {size:,} bytes is above the {MAX_REFERENCE_BYTES:,}-byte upload limit",
+                field=field_name,
+            )
+        with fs.open(path, "rb") as fh, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(fh) as im:  # reads the header only
+                fmt, width, height = im.format or "", im.width, im.height
+    except ImageRequestError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageRequestError(
+            f"{field_name} {url}: too many pixels (a decompression bomb)", field=field_name
+        ) from None
+    except (OSError, ValueError) as exc:  # missing, unreadable, or not an image (PIL.UnidentifiedImageError)
+        raise ImageRequestError(
+            f"{field_name} {url}: not a readable image ({type(exc).__name__})", field=field_name
+        ) from None
+    if fmt not in formats:
+        raise ImageRequestError(
+            f"{field_name} {url}: {fmt or 'unknown'} format; must be {' or '.join(formats)}", field=field_name
+        )
+    if width * height > MAX_REFERENCE_PIXELS:
+        raise ImageRequestError(
+            f"{field_name} {url}: {width}x{height} is above {MAX_REFERENCE_PIXELS:,} pixels", field=field_name
+        )
+    return width, height
 
 
 def _pydantic_field(exc: Exception) -> str | None:
