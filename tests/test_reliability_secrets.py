@@ -2,7 +2,8 @@
 
 1. A full materialisation, with failures (retried 503s and a 429, a moderation block, malformed JSON,
    a dropped connection, a 401), runs as a real ``dagster asset materialize`` subprocess against the
-   emulator, the key given through ``dg.EnvVar``; then ``image_spend``. Every byte the runs produced
+   emulator, the key given through ``dg.EnvVar``; then a partition where every row fails, then
+   ``image_spend``, then a run whose step fails with a traceback (an output root that cannot be written). Every byte the runs produced
    is searched for the key (and for its base64 forms): captured stdout and stderr, every file under
    ``DAGSTER_HOME`` (run storage, event logs, compute logs: SQLite files read as bytes) and under the
    output root (images, manifests, the Parquet ledger, the spend table, contact sheets), plus the
@@ -106,10 +107,19 @@ def test_no_byte_of_a_failing_run_holds_the_key(tmp_path: Path) -> None:
             _run(env, ["--select", "image_spend"]),
         ]
         calls = emu.calls("openai", op="generate")
+        # a step that fails with a traceback: an output root that cannot be written
+        emu.clear_faults()
+        runs.append(
+            _run(
+                {**env, "RELIABILITY_OUTPUT": "/dev/null/out"},
+                ["--select", "generated_images", "--partition", "Mixed"],
+            )
+        )
 
     # the runs really used the key, and really failed in the ways intended
     assert calls and all(c.key_sha256 == key_fingerprint(CANARY) and c.auth_ok for c in calls)
     assert runs[0].returncode == 0 and runs[2].returncode == 0, runs[0].stderr[-2000:]
+    assert runs[3].returncode != 0 and b"Stack Trace" in runs[3].stdout + runs[3].stderr
     ledger = read_ledger(str(out)).to_pylist()
     errors = [r["error"] for r in ledger if r["error"]]
     assert {e.split(":", 1)[0] for e in errors} >= {
@@ -134,7 +144,7 @@ def test_no_byte_of_a_failing_run_holds_the_key(tmp_path: Path) -> None:
     with dg.DagsterInstance.from_config(str(home)) as instance:
         texts = []
         records = instance.get_run_records()
-        assert len(records) == 3
+        assert len(records) == 4
         for record in records:
             for entry in instance.all_logs(record.dagster_run.run_id):
                 texts.append(entry.to_json() if hasattr(entry, "to_json") else repr(entry))
