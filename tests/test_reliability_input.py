@@ -146,15 +146,7 @@ ROW_CASES: dict[str, tuple[dict[str, str], str]] = {
     "duplicate-prompt-id": ({"id": "good-0"}, "id"),
 }
 #: Cases the library does not catch before sending yet (bugs reported; see docs/reliability.md).
-_REFS = "bug: reference images and masks are not checked before sending (request.py / prompts.py)"
-PENDING: dict[str, str] = {
-    "ref-not-an-image": _REFS,
-    "ref-too-large": _REFS,
-    "ref-decompression-bomb": _REFS,
-    "mask-other-size": _REFS,
-    "mask-not-an-image": _REFS,
-    "duplicate-prompt-id": "bug: a repeated prompt id is not reported (pipeline/prompts.py)",
-}
+PENDING: dict[str, str] = {}
 _PAID = "bug: a paid answer that is unusable is not flagged possibly_billed (providers/_http.py)"
 
 GOOD = {f"good-{i}": f"a valid prompt number {i}" for i in range(3)}
@@ -264,7 +256,6 @@ def test_the_rest_of_the_batch_goes_on(batch: dict[str, Any]) -> None:
     assert len(ROW_CASES) >= 30
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a non-UTF-8 cell fails the whole table (pipeline/prompts.py)")
 def test_non_utf8_cell_is_an_invalid_row_and_the_rest_goes_on(tmp_path: Path) -> None:
     table = tmp_path / "prompts.csv"
     table.write_bytes(b"id,Prompt\na,a fine prompt\nb,caf\xe9 au lait\nc,another fine prompt\n")
