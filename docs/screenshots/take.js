@@ -7,11 +7,11 @@ const [base, outDir] = process.argv.slice(2);
 const args = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
-async function settle(page) {
+// Wait until the page shows `text` (the UI loads its data after the first paint; slow machines need time).
+async function settle(page, text) {
   await page.waitForLoadState('networkidle');
+  if (text) await page.getByText(text, { exact: true }).first().waitFor({ timeout: 120000 });
   await page.waitForTimeout(1500);
-  const skip = page.getByRole('button', { name: 'Skip' }); // the first-visit "Join the community" dialog
-  if (await skip.count()) { await skip.first().click(); await page.waitForTimeout(500); }
 }
 
 async function shot(page, name, clip) {
@@ -42,10 +42,11 @@ async function markdownDialog(page, label, name) {
 
 async function plots(page, asset, name) {
   await page.goto(`${base}/assets/${asset}`);
-  await settle(page);
+  await settle(page, 'Metadata');
   const button = page.getByRole('button', { name: 'Plots' });
   await button.first().scrollIntoViewIfNeeded();
   await button.first().click();
+  await page.getByText('imggen/images', { exact: true }).first().waitFor({ timeout: 120000 });
   await page.waitForTimeout(3000);
   const section = page.getByText('Metadata', { exact: true }).first();
   await section.scrollIntoViewIfNeeded();
@@ -60,7 +61,7 @@ async function plots(page, asset, name) {
 
   // 1. generated_images, one partition's materialisation: numeric metadata and the contact sheet.
   await page.goto(`${base}/assets/generated_images?view=events&partition=Animals`);
-  await settle(page);
+  await settle(page, 'imggen/p50_latency_s');
   await shot(page, 'generated_images_event.png');
   await markdownDialog(page, 'imggen/preview', 'generated_images_contact_sheet.png');
 
@@ -70,14 +71,14 @@ async function plots(page, asset, name) {
 
   // 3. image_spend: spend by provider and model, and the spend-over-time chart.
   await page.goto(`${base}/assets/image_spend?view=events`);
-  await settle(page);
+  await settle(page, 'imggen/total_usd');
   await shot(page, 'image_spend_event.png');
   await markdownDialog(page, 'imggen/spend', 'image_spend_chart.png');
   await plots(page, 'image_spend', 'image_spend_plots.png');
 
   // 4. The catalogue: both pipelines (Python and component), with kinds, owners and groups.
   await page.goto(`${base}/assets`);
-  await settle(page);
+  await settle(page, 'image_spend');
   await shot(page, 'catalog.png');
 
   await browser.close();

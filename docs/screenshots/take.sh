@@ -42,10 +42,16 @@ if dagster asset list -f definitions.py 2>/dev/null | grep -qx daily_images; the
 fi
 
 echo "starting dagster dev on port $PORT"
-setsid dagster dev -w workspace.yaml -h 127.0.0.1 -p "$PORT" > "$WORK/dev.log" 2>&1 &
-DEV_PID=$!
+# In its own session, so that cleanup stops exactly this process group (its pid is the group id).
+setsid bash -c 'echo $$ > "$1"; exec dagster dev -w workspace.yaml -h 127.0.0.1 -p "$2"' _ "$WORK/dev.pid" "$PORT" \
+  > "$WORK/dev.log" 2>&1 &
+for _ in $(seq 1 50); do [ -s "$WORK/dev.pid" ] && break; sleep 0.1; done
+DEV_PID="$(cat "$WORK/dev.pid")"
 for _ in $(seq 1 90); do curl -sf "http://127.0.0.1:$PORT/server_info" > /dev/null && break; sleep 2; done
 curl -sf "http://127.0.0.1:$PORT/server_info" > /dev/null || { tail -40 "$WORK/dev.log"; exit 1; }
+# Mark the first-visit "Join the Dagster community" dialog as seen, so it does not cover the pages.
+curl -sf -H 'Content-Type: application/json' -d '{"query":"mutation { setNuxSeen }"}' \
+  "http://127.0.0.1:$PORT/graphql" > /dev/null || true
 
 (cd "$WORK" && npm init -y > /dev/null && npm i --silent playwright-core > /dev/null)
 NODE_PATH="$WORK/node_modules" node "$HERE/take.js" "http://127.0.0.1:$PORT" "$HERE"
