@@ -156,11 +156,27 @@ def test_retry_after_headers():
     assert parse_retry_after({}) is None
 
 
-def test_backoff_is_full_jitter_but_honours_the_server():
+def test_backoff_is_full_jitter_on_top_of_the_server_wait():
     policy = RetryPolicy(backoff_base_s=1.0, backoff_max_s=4.0)
     delays = [policy.delay(5, None) for _ in range(200)]
     assert all(0 <= d <= 4.0 for d in delays) and len(set(delays)) > 100
-    assert all(policy.delay(0, 2.5) >= 2.5 for _ in range(50))
+    honoured = [policy.delay(1, 2.5) for _ in range(200)]
+    assert all(2.5 <= d <= 4.5 for d in honoured)
+    assert len(set(honoured)) > 100  # clients sharing a key do not come back in a herd
+
+
+def test_task_failure_message_is_redacted():
+    from dagster_imggen.errors import TaskFailedError
+    from dagster_imggen.providers._tasks import TaskSnapshot, poll_until_done
+
+    async def fetch() -> TaskSnapshot:
+        return TaskSnapshot("t1", TaskState.FAILED, error_message=f"bad key {KEY} for Bearer {KEY}")
+
+    with pytest.raises(TaskFailedError) as info:
+        asyncio.run(
+            poll_until_done(fetch, provider="p", task_id="t1", interval_s=0.0, deadline_s=5, secret=KEY)
+        )
+    assert KEY not in str(info.value) and "t1" in str(info.value)
 
 
 # ------------------------------------------------------------------------------------ task helpers
@@ -274,6 +290,8 @@ def _session(base_url: str, handler=None, **kw) -> HttpSession:
         "https://[::1]/a.png",
         "https://localhost/a.png",
         "https://metadata.internal/a.png",
+        "https://100.100.100.200/latest/meta-data/",  # shared address space (not global)
+        "https://[::ffff:127.0.0.1]/a.png",
     ],
 )
 def test_ssrf_guard_refuses(url):
@@ -395,13 +413,18 @@ def test_generate_many_keeps_no_result_alive(source, imggen_emulator: ProviderEm
     assert responses == 0  # no response body (megabytes of base64) waits for the cyclic GC
 
 
-def test_generate_many_closed_early_cancels_in_flight(caplog):
-    with LocalImageResource(max_concurrency=4, latency_s=0.2) as local:
-        stream = local.generate_many(ImageRequest(prompt=f"p{i}", quality="low") for i in range(100))
-        next(stream)
+def test_generate_many_closed_early_cancels_in_flight(caplog, imggen_emulator: ProviderEmulator):
+    imggen_emulator.inject("openai", FaultSpec("hang", delay_s=2.0, match="slow", count=None))
+    requests = [ImageRequest(prompt="fast", quality="low")] + [
+        ImageRequest(prompt=f"slow {i}", quality="low") for i in range(10)
+    ]
+    with make(OpenAIImageResource, imggen_emulator, max_concurrency=4) as openai:
+        stream = openai.generate_many(requests)
+        assert next(stream).request.prompt == "fast"
         with caplog.at_level(logging.WARNING, logger="dagster_imggen"):
             stream.close()
-    assert any("cancelled" in r.getMessage() for r in caplog.records)
+    assert any("cancelled 3 request(s) in flight" in r.getMessage() for r in caplog.records)
+    assert len(imggen_emulator.calls("openai")) <= 4  # nothing pulled from the iterable after close
 
 
 def test_unexpected_exception_becomes_an_error_result():

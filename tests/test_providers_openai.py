@@ -204,6 +204,16 @@ def test_bad_answers_become_typed_errors(openai, imggen_emulator, kind, error):
     (result,) = list(openai.generate_many([ImageRequest(prompt="p", quality="low")]))
     assert isinstance(result.error, error), result.error
     assert result.images == []
+    assert result.possibly_billed  # the provider answered 200: paid for, though unusable
+    assert imggen_emulator.billed("openai").calls == 1
+
+
+def test_oversized_answer_is_capped_not_read_whole(imggen_emulator):
+    imggen_emulator.inject("openai", FaultSpec("oversized", on="submit", size_bytes=8 * 1024 * 1024))
+    with make(OpenAIImageResource, imggen_emulator, max_response_bytes=1024 * 1024) as openai:
+        (result,) = openai.generate_many([ImageRequest(prompt="endless", quality="low")])
+    assert isinstance(result.error, MalformedResponseError) and "1048576-byte cap" in str(result.error)
+    assert result.possibly_billed and result.attempts == 1
 
 
 def test_generate_many_mixes_failures_and_successes(openai, imggen_emulator):

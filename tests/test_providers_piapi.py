@@ -128,6 +128,7 @@ def test_async_task_failure(imggen_emulator: ProviderEmulator, kind, error):
         (result,) = piapi.generate_many([ImageRequest(prompt="p", quality="low")])
     assert type(result.error) is error
     assert result.request_id and result.request_id in str(result.error)
+    assert not result.possibly_billed  # PiAPI bills tasks that complete
 
 
 def test_async_task_deadline(imggen_emulator: ProviderEmulator):

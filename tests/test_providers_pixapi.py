@@ -119,6 +119,7 @@ def test_async_task_failed(imggen_emulator: ProviderEmulator):
         (result,) = pixapi.generate_many([ImageRequest(prompt="p", quality="low")])
     assert isinstance(result.error, TaskFailedError)
     assert imggen_emulator.billed("pixapi").calls == 1  # Pixapi bills async tasks at creation
+    assert result.possibly_billed
 
 
 def test_async_creation_timeout_not_retried(imggen_emulator: ProviderEmulator):
@@ -140,3 +141,12 @@ def test_insufficient_credits_string_code(imggen_emulator: ProviderEmulator, sta
         pixapi.generate(ImageRequest(prompt="p", quality="low"))
     assert info.value.status_code == 402
     assert len(imggen_emulator.calls("pixapi")) == 1
+
+
+def test_502_is_final_on_pixapi(imggen_emulator: ProviderEmulator):
+    # Pixapi documents retrying only 429, 500 and 503 (../shared/providers/README.md).
+    imggen_emulator.inject("pixapi", FaultSpec("status", status=502), count=3)
+    with make(PixapiImageResource, imggen_emulator, mode="async") as pixapi:
+        (result,) = pixapi.generate_many([ImageRequest(prompt="p", quality="low")])
+    assert result.error is not None and result.error.status_code == 502 and not result.error.retryable
+    assert result.attempts == 1 and len(imggen_emulator.calls("pixapi")) == 1

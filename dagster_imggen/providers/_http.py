@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import email.utils
 import io
 import ipaddress
@@ -27,7 +28,7 @@ import random
 import socket
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -250,15 +251,6 @@ def request_id_of(response: httpx.Response) -> str | None:
     return None
 
 
-def _release(response: httpx.Response) -> None:
-    """Break httpx's Response <-> stream reference cycle once the body has been read.
-
-    Otherwise the body (megabytes of base64) lives until the cyclic GC runs, not until the last
-    reference goes, and memory under ``generate_many`` would climb between collections.
-    """
-    response.stream = httpx.ByteStream(b"")
-
-
 def response_json(response: httpx.Response, *, provider: str, api_key: str | None) -> dict[str, Any]:
     """The JSON object of a 2xx response, or ``MalformedResponseError`` naming what came instead."""
     try:
@@ -290,10 +282,14 @@ class RetryPolicy:
     #: Retry read timeouts / drops after the request was sent (only for idempotent providers).
     retry_possibly_billed: bool = False
 
+    #: HTTP statuses this provider documents as retryable (Pixapi: only 429, 500, 503).
+    retryable_statuses: frozenset[int] = RETRYABLE_STATUSES
+
     def delay(self, retry_number: int, retry_after_s: float | None) -> float:
-        """Full jitter (``uniform(0, min(max, base * 2**n))``), but never less than the server asked."""
+        """Full jitter: ``uniform(0, min(max, base * 2**n))`` seconds, added on top of the server's
+        ``retry-after`` when it sent one (so clients sharing a key do not all return at once)."""
         jitter = random.uniform(0.0, min(self.backoff_max_s, self.backoff_base_s * (2**retry_number)))
-        return max(jitter, retry_after_s) if retry_after_s is not None else jitter
+        return retry_after_s + jitter if retry_after_s is not None else jitter
 
 
 @dataclass
@@ -301,7 +297,10 @@ class CallState:
     """Book-keeping for one ``ImageRequest``: HTTP submissions, billing doubt, provider id, timing."""
 
     attempts: int = 0  # HTTP submissions (retries included; polls and downloads excluded)
-    possibly_billed: bool = False
+    possibly_billed: bool = False  # a submission was sent and its answer lost (timeout, drop)
+    #: The provider accepted billable work (a 2xx sync answer, a task billed at creation, a task that
+    #: succeeded): a failure after this point (bad image, expired URL) was still paid for.
+    paid: bool = False
     request_id: str | None = None
     started: float = field(default_factory=time.monotonic)
 
@@ -337,6 +336,7 @@ class HttpSession:
         policy: RetryPolicy,
         limiter: AsyncLimiter | None = None,
         max_download_bytes: int = 50 * 1024 * 1024,
+        max_response_bytes: int = 256 * 1024 * 1024,
     ) -> None:
         self.client = client
         self.provider = provider
@@ -345,6 +345,7 @@ class HttpSession:
         self.policy = policy
         self.limiter = limiter
         self.max_download_bytes = max_download_bytes
+        self.max_response_bytes = max_response_bytes
         base = httpx.URL(self.base_url)
         self._base_is_http = base.scheme == "http"
         self._base_is_loopback = is_loopback_url(self.base_url)
@@ -362,10 +363,14 @@ class HttpSession:
         path: str,
         *,
         submission: bool = True,
+        bills: bool = True,
         check: Callable[[httpx.Response], None] | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
         """Send with retries and return the 2xx response; raise the mapped error otherwise.
+
+        ``bills``: a 2xx answer to this submission is paid for (sets ``call.paid``); False for the
+        creation of a task that is billed only when it succeeds.
 
         ``check`` inspects a 2xx response and raises a ``ProviderError`` when its body says failure
         (Kie/PiAPI body codes); a retryable one is retried like the matching HTTP status.
@@ -387,7 +392,13 @@ class HttpSession:
                 call.attempts += 1
             error: ImgGenError
             try:
-                response = await self.client.request(method, url, **kwargs)
+                response = await self._request(method, url, **kwargs)
+            except _TooLarge as exc:
+                # A 2xx answer far beyond any image: it was processed (and billed) but is unusable.
+                call.paid = call.paid or (submission and bills)
+                raise MalformedResponseError(
+                    f"answer to {method} {url} exceeded the {exc.cap}-byte cap", provider=self.provider
+                ) from None
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.WriteError) as exc:
                 error = TransportError(f"{self.provider}: {type(exc).__name__} on {method} {url}: {exc}")
             except (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteTimeout) as exc:
@@ -402,18 +413,19 @@ class HttpSession:
             except httpx.HTTPError as exc:
                 error = TransportError(f"{self.provider}: {type(exc).__name__} on {method} {url}: {exc}")
             else:
-                _release(response)
                 if response.is_success:
-                    if check is None:
-                        return response
                     try:
-                        check(response)
+                        if check is not None:
+                            check(response)
                     except ProviderError as exc:
                         error = exc
                     else:
+                        call.paid = call.paid or (submission and bills)
                         return response
                 else:
                     error = error_from_response(response, provider=self.provider, api_key=self.api_key)
+                    if error.retryable and response.status_code not in self.policy.retryable_statuses:
+                        error.retryable = False  # this provider documents the status as final
                 if response.status_code == 504 and submission:
                     # A gateway timeout: the upstream may have run (and billed) the request.
                     call.possibly_billed = True
@@ -436,6 +448,19 @@ class HttpSession:
             )
             await asyncio.sleep(delay)
 
+    async def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One HTTP exchange, the body read with a cap (``max_response_bytes`` for 2xx answers, a
+        few KiB of an error page). Returns a fully read ``Response`` (no stream, no reference cycle).
+        """
+        async with _stream(self.client, method, url, **kwargs) as streamed:
+            if streamed.is_success:
+                body = await _read_capped(streamed, self.max_response_bytes, url)
+            else:
+                body = await _read_start(streamed, 64 * 1024)
+            return httpx.Response(
+                streamed.status_code, headers=streamed.headers, content=body, request=streamed.request
+            )
+
     async def send_json(
         self,
         call: CallState,
@@ -443,6 +468,7 @@ class HttpSession:
         path: str,
         *,
         submission: bool = True,
+        bills: bool = True,
         check: Callable[[dict[str, Any], httpx.Response], None] | None = None,
         **kwargs: Any,
     ) -> tuple[dict[str, Any], httpx.Response]:
@@ -456,7 +482,13 @@ class HttpSession:
                 check(response_json(response, provider=self.provider, api_key=self.api_key), response)
 
         response = await self.send(
-            call, method, path, submission=submission, check=check_response if check else None, **kwargs
+            call,
+            method,
+            path,
+            submission=submission,
+            bills=bills,
+            check=check_response if check else None,
+            **kwargs,
         )
         return response_json(response, provider=self.provider, api_key=self.api_key), response
 
@@ -497,8 +529,11 @@ class HttpSession:
                 raise DownloadError(f"cannot resolve {host!r}: {exc}", provider=self.provider) from None
             addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
         for address in addresses:
+            mapped = getattr(address, "ipv4_mapped", None)
             if (
-                address.is_private
+                not address.is_global
+                or (mapped is not None and not mapped.is_global)
+                or address.is_private
                 or address.is_loopback
                 or address.is_link_local
                 or address.is_reserved
@@ -525,7 +560,7 @@ class HttpSession:
         while True:
             parsed = await self.check_url(url)
             try:
-                async with self.client.stream("GET", parsed) as response:
+                async with _stream(self.client, "GET", parsed) as response:
                     if response.is_redirect and hops < max_redirects:
                         location = response.headers.get("location")
                         if not location:
@@ -535,11 +570,7 @@ class HttpSession:
                         continue
                     if not response.is_success:
                         status = response.status_code
-                        snippet = b""
-                        async for chunk in response.aiter_bytes():  # an error page: its start only
-                            snippet += chunk
-                            if len(snippet) >= 1024:
-                                break
+                        snippet = await _read_start(response, 1024)  # an error page: its start only
                         text = redact(snippet[:200].decode("utf-8", "replace"), self.api_key)
                         exc: ImgGenError = DownloadError(
                             f"download of {url[:200]} failed: HTTP {status} {text}",
@@ -548,7 +579,12 @@ class HttpSession:
                         )
                         exc.retryable = status in RETRYABLE_STATUSES
                         raise exc
-                    return await self._read_capped(response, url)
+                    try:
+                        return await _read_capped(response, self.max_download_bytes, url)
+                    except _TooLarge as exc:
+                        raise DownloadError(
+                            f"download of {url[:200]} exceeded the {exc.cap}-byte cap", provider=self.provider
+                        ) from None
             except DownloadError as err:
                 if not err.retryable or retry >= self.policy.max_retries:
                     raise
@@ -572,22 +608,48 @@ class HttpSession:
             )
             await asyncio.sleep(delay)
 
-    async def _read_capped(self, response: httpx.Response, url: str) -> bytes:
-        cap = self.max_download_bytes
-        declared = response.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > cap:
-            raise DownloadError(
-                f"download of {url[:200]} is {declared} bytes, over the {cap}-byte cap",
-                provider=self.provider,
-            )
-        buffer = bytearray()
-        async for chunk in response.aiter_bytes():
-            buffer += chunk
-            if len(buffer) > cap:
-                raise DownloadError(
-                    f"download of {url[:200]} exceeded the {cap}-byte cap", provider=self.provider
-                )
-        return bytes(buffer)
+
+@contextlib.asynccontextmanager
+async def _stream(
+    client: httpx.AsyncClient, method: str, url: str | httpx.URL, **kwargs: Any
+) -> AsyncIterator[httpx.Response]:
+    """``client.stream(...)``, then (once closed) the Response <-> stream reference cycle is broken,
+    so the response and its buffers go with their last reference rather than at the next cyclic GC."""
+    response: httpx.Response | None = None
+    try:
+        async with client.stream(method, url, **kwargs) as response:
+            yield response
+    finally:
+        if response is not None:
+            response.stream = httpx.ByteStream(b"")
+
+
+class _TooLarge(Exception):
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+
+
+async def _read_capped(response: httpx.Response, cap: int, url: str) -> bytes:
+    """The streamed body, or ``_TooLarge`` as soon as it (or its content-length) passes ``cap`` bytes."""
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > cap:
+        raise _TooLarge(cap)
+    buffer = bytearray()
+    async for chunk in response.aiter_bytes():
+        buffer += chunk
+        if len(buffer) > cap:
+            raise _TooLarge(cap)
+    return bytes(buffer)
+
+
+async def _read_start(response: httpx.Response, limit: int) -> bytes:
+    """At most about ``limit`` bytes of the streamed body (an error page)."""
+    buffer = bytearray()
+    async for chunk in response.aiter_bytes():
+        buffer += chunk
+        if len(buffer) >= limit:
+            break
+    return bytes(buffer)
 
 
 # ------------------------------------------------------------------------------------------- images

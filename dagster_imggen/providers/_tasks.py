@@ -24,6 +24,7 @@ from ..errors import (
     TaskCancelledError,
     TaskFailedError,
     TaskTimeoutError,
+    redact,
 )
 from ..result import TaskState, Usage
 from ._http import ImageRef
@@ -74,13 +75,15 @@ async def poll_until_done(
     started: float | None = None,
     max_interval_s: float = 15.0,
     backoff: float = 1.5,
+    secret: str | None = None,
 ) -> TaskSnapshot:
     """Poll ``fetch`` until the task succeeds; return that snapshot.
 
     The first poll comes after ``interval_s`` seconds; intervals grow by ``backoff`` up to
     ``max_interval_s``. ``deadline_s`` counts from ``started`` (a ``time.monotonic()`` value, default
     now). Raises ``TaskFailedError``, ``TaskCancelledError``, or ``TaskTimeoutError`` (possibly
-    billed: the task may still finish) naming the task id.
+    billed: the task may still finish) naming the task id. The provider's failure message is
+    redacted of ``secret`` (the API key) and anything shaped like a key.
     """
     start = time.monotonic() if started is None else started
     deadline = start + deadline_s
@@ -104,21 +107,28 @@ async def poll_until_done(
                 raise
             # A transient failure of the poll itself (after the session's own retries): the task is
             # still alive on the provider's side, so keep polling until the deadline.
-            logger.warning("%s: poll %d of task %s failed, polling on: %s", provider, polls, task_id, exc)
+            logger.warning(
+                "%s: poll %d of task %s failed, polling on: %s",
+                provider,
+                polls,
+                task_id,
+                redact(str(exc), secret),
+            )
             delay = min(delay * backoff, max_interval_s)
             continue
         if snapshot.state is TaskState.SUCCEEDED:
             return snapshot
+        reason = redact(str(snapshot.error_message or "no reason given")[:500], secret)
         if snapshot.state is TaskState.CANCELLED:
             raise TaskCancelledError(
-                f"task {task_id} was cancelled: {snapshot.error_message or 'no reason given'}",
+                f"task {task_id} was cancelled: {reason}",
                 provider=provider,
                 code=snapshot.error_code,
                 request_id=task_id,
             )
         if snapshot.state is TaskState.FAILED:
             raise TaskFailedError(
-                f"task {task_id} failed: {snapshot.error_message or 'no reason given'}",
+                f"task {task_id} failed: {reason}",
                 provider=provider,
                 code=snapshot.error_code,
                 request_id=task_id,

@@ -137,6 +137,7 @@ class AIGenerateImageResource(RemoteImageResource):
             interval_s=self.poll_interval_s,
             deadline_s=self.task_deadline_s,
             started=call.started,
+            secret=self.api_key,
         )
         refs = find_image_refs({"resultJson": done.body.get("resultJson")})
         if not refs:

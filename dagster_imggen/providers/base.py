@@ -32,7 +32,7 @@ from pydantic import Field, PrivateAttr
 from ..errors import ImgGenError, redact
 from ..request import ImageRequest
 from ..result import Cost, GeneratedImage, ImageResult, Usage
-from ._http import CallState, HttpSession, RetryPolicy
+from ._http import RETRYABLE_STATUSES, CallState, HttpSession, RetryPolicy
 
 __all__ = ["ImageProviderResource", "ProviderOutput", "RateLimit", "RemoteImageResource"]
 
@@ -319,7 +319,12 @@ class ImageProviderResource(dg.ConfigurableResource):
         state = await self._loop_state()
         async with state.semaphore:
             call.started = time.monotonic()
-            out = await self._produce(effective, call, state)
+            try:
+                out = await self._produce(effective, call, state)
+            except ImgGenError as exc:
+                if call.paid or call.possibly_billed:
+                    exc.possibly_billed = True  # paid for (or maybe), but no usable image came of it
+                raise
         return ImageResult(
             request=request,
             provider=self.provider_name,
@@ -419,6 +424,9 @@ class RemoteImageResource(ImageProviderResource):
     #: Where ``idempotent`` comes from.
     idempotency_source: ClassVar[str] = "not documented; assumed not idempotent"
 
+    #: HTTP statuses this provider documents as retryable.
+    retryable_statuses: ClassVar[frozenset[int]] = RETRYABLE_STATUSES
+
     api_key: str = Field(repr=False, description="API key; use dg.EnvVar('...'). Never logged.")
     base_url: str = Field(default="", description="API root; the provider's documented paths are appended.")
     timeout_s: float = Field(
@@ -435,6 +443,9 @@ class RemoteImageResource(ImageProviderResource):
     task_deadline_s: float = Field(default=900.0, gt=0, description="Overall deadline for an async task.")
     max_download_bytes: int = Field(
         default=50 * 1024 * 1024, gt=0, description="Byte cap for one downloaded result image."
+    )
+    max_response_bytes: int = Field(
+        default=256 * 1024 * 1024, gt=0, description="Byte cap for one API answer (JSON with base64 images)."
     )
 
     #: Test hook: an ``httpx.AsyncBaseTransport`` (e.g. ``httpx.MockTransport``) used instead of the network.
@@ -465,9 +476,11 @@ class RemoteImageResource(ImageProviderResource):
                 backoff_base_s=self.backoff_base_s,
                 backoff_max_s=self.backoff_max_s,
                 retry_possibly_billed=self.idempotent,
+                retryable_statuses=self.retryable_statuses,
             ),
             limiter=state.limiter,
             max_download_bytes=self.max_download_bytes,
+            max_response_bytes=self.max_response_bytes,
         )
         return state
 

@@ -69,6 +69,7 @@ class GPTImage2ImageResource(OpenAICompatibleResource):
                 "response has neither data[] nor a task_id", provider=self.provider_name
             )
         call.request_id = task_id
+        call.paid = False  # a task: "failed generations are not billed" (004_be499b8a5e35d015.txt)
         session = self._session(state)
         headers = self._auth_headers()
 
@@ -85,7 +86,9 @@ class GPTImage2ImageResource(OpenAICompatibleResource):
             interval_s=self.poll_interval_s,
             deadline_s=self.task_deadline_s,
             started=call.started,
+            secret=self.api_key,
         )
+        call.paid = True
         refs = find_image_refs({"result": done.body.get("result"), "data": done.body.get("data")})
         if not refs:
             raise MalformedResponseError(

@@ -90,6 +90,7 @@ class PiAPIImageResource(OpenAICompatibleResource):
             headers=headers,
             json=generation_body(request, response_format=self._response_format(request)),
             check=self._check_code,
+            bills=False,  # PiAPI bills a task that completes, not its creation
         )
         first = self._snapshot(body)
         call.request_id = first.task_id
@@ -114,7 +115,9 @@ class PiAPIImageResource(OpenAICompatibleResource):
                 interval_s=self.poll_interval_s,
                 deadline_s=self.task_deadline_s,
                 started=call.started,
+                secret=self.api_key,
             )
+        call.paid = True
         return await self._output_from_task(done, request, session)
 
     def _check_code(self, body: dict[str, Any], response: httpx.Response) -> None:

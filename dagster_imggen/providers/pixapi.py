@@ -63,6 +63,8 @@ class PixapiImageResource(OpenAICompatibleResource):
     idempotency_source: ClassVar[str] = (
         "Pixapi docs: async creation is not idempotent (a repeat is charged again)"
     )
+    # Pixapi documents retrying only 429, 500 and 503 (README.md in ../shared/providers/).
+    retryable_statuses: ClassVar[frozenset[int]] = frozenset({429, 500, 503})
     generations_path: ClassVar[str] = "v1/images/generations"
     edits_path: ClassVar[str] = "v1/images/edits"
     async_generations_path: ClassVar[str] = "v1/async/images/generations"
@@ -127,6 +129,7 @@ class PixapiImageResource(OpenAICompatibleResource):
                 interval_s=self.poll_interval_s,
                 deadline_s=self.task_deadline_s,
                 started=call.started,
+                secret=self.api_key,
             )
         return await self._output_from_task(done, request, session, submitted=body)
 
