@@ -48,6 +48,7 @@ from .prompts import (
 )
 from .spend import summarize, write_spend_table
 from .store import UNPARTITIONED, ImageStore, ManifestEntry
+from .visuals import contact_sheet, markdown_image
 
 __all__ = ["ImagePipeline", "build_image_generation_assets"]
 
@@ -328,6 +329,9 @@ def _build(
             target = f"{root.rstrip('/')}/spend/spend_chart.png"
             write_atomic(fs, target, chart)
             meta["imggen/spend_chart"] = _path_value(ImageStore(output_root, storage).url(target))
+            meta["imggen/spend"] = dg.MetadataValue.md(
+                markdown_image(chart, alt="spend over time") + "\n\n" + _spend_markdown(spend)
+            )
         return dg.MaterializeResult(metadata=meta)
 
     spend_asset = _spend
@@ -739,16 +743,18 @@ def _partition_metadata(key: str | None, st: _Stats, store: ImageStore, log: Any
     for name, value in sorted(st.tokens.items()):
         meta[name] = dg.MetadataValue.int(value)
     shown = [e for e in sorted(st.entries, key=lambda e: e.row) if e.uris]
+    sheet = _try_contact_sheet(key, shown[:_SHEET_IMAGES], store, log)
     if shown:
+        # The UI is a web page: it cannot load file:// images, so the contact sheet is embedded.
         lines = [
             f"**{key or UNPARTITIONED}**: {st.images} new, {st.cached} cached, {st.failed + st.invalid} failed",
             "",
         ]
+        if sheet is not None:
+            lines += [markdown_image(sheet[1], alt=f"contact sheet of {key or UNPARTITIONED}"), ""]
         for e in shown[:_PREVIEW_IMAGES]:
-            uri = e.uris[0]
-            link = uri if "://" in uri else f"file://{uri}"
-            lines.append(f"![{e.prompt_id}]({link})  \n`{e.prompt_id}` {_md_escape(e.prompt or '')[:120]}")
-        meta["imggen/preview"] = dg.MetadataValue.md("\n\n".join(lines))
+            lines.append(f"- `{e.prompt_id}` {_md_escape(e.prompt or '')[:120]}")
+        meta["imggen/preview"] = dg.MetadataValue.md("\n".join(lines))
     failures = [e for e in st.entries if e.status in ("failed", "invalid")]
     if failures:
         meta["imggen/failures"] = dg.MetadataValue.md(
@@ -757,9 +763,8 @@ def _partition_metadata(key: str | None, st: _Stats, store: ImageStore, log: Any
                 for e in failures[:20]
             )
         )
-    sheet = _try_contact_sheet(key, shown[:_SHEET_IMAGES], store, log)
     if sheet is not None:
-        meta["imggen/contact_sheet"] = _path_value(sheet)
+        meta["imggen/contact_sheet"] = _path_value(sheet[0])
     return meta
 
 
@@ -769,15 +774,12 @@ def _md_escape(text: str) -> str:
 
 def _try_contact_sheet(
     key: str | None, shown: Sequence[ManifestEntry], store: ImageStore, log: Any
-) -> str | None:
-    try:
-        from .visuals import contact_sheet
-    except ImportError:
-        return None
+) -> tuple[str, bytes] | None:
+    """Write the partition's contact sheet beside its images; return its URL and its PNG bytes."""
     try:
         images = [store.read(e.uris[0]) for e in shown]
         png = contact_sheet(images, thumb_px=128, columns=8, labels=[e.prompt_id for e in shown])
-        return store.write_contact_sheet(key, png)
+        return store.write_contact_sheet(key, png), png
     except Exception as exc:  # a picture must never fail the run that paid for the images
         log.warning(f"contact sheet for {key}: {type(exc).__name__}: {exc}")
         return None
