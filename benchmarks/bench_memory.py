@@ -48,12 +48,13 @@ def child(n: int, base_url: str, work: Path) -> dict[str, Any]:
     )
     resource = OpenAIImageResource(api_key="sk-bench-memory", base_url=base_url)
     t0 = time.perf_counter()
-    result = dg.materialize(
-        [*pipe.assets, *pipe.asset_checks],
-        instance=dg.DagsterInstance.ephemeral(),
-        resources={"image_provider": resource},
-        partition_key="bench",
-    )
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [*pipe.assets, *pipe.asset_checks],
+            instance=instance,
+            resources={"image_provider": resource},
+            partition_key="bench",
+        )
     wall = time.perf_counter() - t0
     written = [p for p in (work / "out" / "images" / "bench").glob("*.png") if not p.name.startswith("_")]
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}

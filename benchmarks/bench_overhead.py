@@ -86,10 +86,10 @@ def pipeline(base_url: str, prompts: list[str], work: Path, tag: str) -> dict[st
         defaults={"model": MODEL, "size": SIZE, "quality": QUALITY},
     )
     resource = OpenAIImageResource(api_key=KEY, base_url=base_url)
-    with cpu_and_wall() as m:
+    with dg.DagsterInstance.ephemeral() as instance, cpu_and_wall() as m:
         result = dg.materialize(
             pipe.assets,
-            instance=dg.DagsterInstance.ephemeral(),
+            instance=instance,
             resources={"image_provider": resource},
             partition_key="bench",
         )
