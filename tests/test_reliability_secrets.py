@@ -229,18 +229,7 @@ _MODELS = {
 }
 
 
-_TASK = "bug: task failure messages are not redacted (providers/_tasks.py)"
-
-
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(
-            c, marks=[pytest.mark.xfail(strict=True, reason=_TASK)] if c == "task-failed-message" else []
-        )
-        for c in _echo_cases()
-    ],
-)
+@pytest.mark.parametrize("case", list(_echo_cases()))
 def test_key_echoed_by_the_provider_is_redacted(
     case: str,
     caplog: pytest.LogCaptureFixture,
