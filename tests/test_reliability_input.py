@@ -392,9 +392,6 @@ def test_oversized_download_is_capped_before_reading() -> None:
     assert peak < 64 * 1024 * 1024
 
 
-@pytest.mark.skip(
-    reason="bug: API answers are read whole, uncapped (providers/_http.py); would allocate 400 MB"
-)
 def test_oversized_api_answer_is_capped() -> None:
     """A 400 MB JSON answer (an endless b64_json) is cut off at the cap, not read into memory."""
     with ProviderEmulator() as emu:
