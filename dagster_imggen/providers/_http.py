@@ -479,7 +479,14 @@ class HttpSession:
 
         def check_response(response: httpx.Response) -> None:
             if check is not None:
-                check(response_json(response, provider=self.provider, api_key=self.api_key), response)
+                try:
+                    body = response_json(response, provider=self.provider, api_key=self.api_key)
+                except MalformedResponseError:
+                    # A 2xx that does not parse was still processed (a task may exist and complete),
+                    # unlike a body code saying failure: it may be billed.
+                    call.possibly_billed = call.possibly_billed or submission
+                    raise
+                check(body, response)
 
         response = await self.send(
             call,

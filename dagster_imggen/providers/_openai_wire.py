@@ -19,10 +19,10 @@ from typing import Any, ClassVar
 
 import httpx
 
-from ..errors import ImageRequestError, MalformedResponseError
+from ..errors import ImageRequestError, MalformedResponseError, redact
 from ..request import ImageRequest
 from ..result import Usage
-from ._http import CallState, fetch_images, parse_size, request_id_of, run_in_thread
+from ._http import CallState, fetch_images, parse_error_body, parse_size, request_id_of, run_in_thread
 from ._tasks import find_image_refs
 from .base import ProviderOutput, RemoteImageResource, _LoopState
 
@@ -171,7 +171,24 @@ class OpenAICompatibleResource(RemoteImageResource):
         body, response = await self._post_images(request, call, state)
         request_id = request_id_of(response)
         del response  # free the raw body (megabytes of base64) before the images are decoded
+        self._refuse_error_body(body, call, request_id)
         return await self._output_from_body(body, request_id, request, state)
+
+    def _refuse_error_body(self, body: dict[str, Any], call: CallState, request_id: str | None) -> None:
+        """A 2xx answer whose body is an error object: nothing was generated (nor billed).
+
+        Raises ``MalformedResponseError`` with the provider's message (redacted) and code.
+        """
+        if not body.get("error") or isinstance(body.get("data"), list):
+            return
+        call.paid = False
+        message, code, _ = parse_error_body(body)
+        raise MalformedResponseError(
+            f"a 2xx answer carrying an error: {redact(message or 'no message', self.api_key)}",
+            provider=self.provider_name,
+            code=code,
+            request_id=request_id,
+        )
 
     async def _post_images(
         self, request: ImageRequest, call: CallState, state: _LoopState

@@ -61,6 +61,7 @@ class GPTImage2ImageResource(OpenAICompatibleResource):
         body, response = await self._post_images(request, call, state)
         request_id = request_id_of(response)
         del response  # free the raw body before the images are decoded
+        self._refuse_error_body(body, call, request_id)
         if isinstance(body.get("data"), list):
             return await self._output_from_body(body, request_id, request, state)
         task_id = _task_id(body)

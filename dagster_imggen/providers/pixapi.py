@@ -111,6 +111,7 @@ class PixapiImageResource(OpenAICompatibleResource):
                 headers=headers,
                 json=generation_body(request, response_format=response_format),
             )
+        self._refuse_error_body(body, call, None)
         first = self._snapshot(body)
         call.request_id = first.task_id
 
