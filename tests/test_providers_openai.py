@@ -229,3 +229,11 @@ def test_generate_many_mixes_failures_and_successes(openai, imggen_emulator):
     assert invalid.error is not None and "multiples of 16" in str(invalid.error) and invalid.attempts == 0
     assert sum(r.ok for r in results) == 5
     assert len(imggen_emulator.calls("openai")) == 6  # the invalid request was never sent
+
+
+def test_error_body_with_http_200_is_not_billed(openai, imggen_emulator):
+    imggen_emulator.inject("openai", FaultSpec("error_body", status=503, message="overloaded"), count=1)
+    (result,) = openai.generate_many([ImageRequest(prompt="p", quality="low")])
+    assert isinstance(result.error, MalformedResponseError) and "overloaded" in str(result.error)
+    assert not result.possibly_billed and result.attempts == 1
+    assert imggen_emulator.billed("openai").calls == 0
