@@ -25,6 +25,12 @@ _EXPORTS: dict[str, str] = {
     "estimate_cost": ".cost",
     "cost_of_response": ".cost",
     "expected_output_tokens": ".cost",
+    "expected_usage": ".cost",
+    "estimate_credits": ".cost",
+    "resolve_quality": ".cost",
+    "ModelSpec": ".catalog",
+    "CatalogError": ".catalog",
+    "parse_size": ".request",
     # errors
     "ImgGenError": ".errors",
     "ImageRequestError": ".errors",
@@ -46,6 +52,7 @@ _EXPORTS: dict[str, str] = {
     # resources
     "ImageProviderResource": ".providers.base",
     "RemoteImageResource": ".providers.base",
+    "RateLimit": ".providers.base",
     "OpenAIImageResource": ".providers.openai",
     "PiAPIImageResource": ".providers.piapi",
     "PixapiImageResource": ".providers.pixapi",
