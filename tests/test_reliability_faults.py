@@ -364,22 +364,12 @@ CASES = [
 ]
 
 
-def _pending(case: str, name: str) -> str | None:
-    """Known bugs, expected to fail until fixed (strict xfail): the reason, or None."""
-    if case == "f05-malformed-json" and ROUTES[name].body_codes:
-        return "bug: malformed JSON met by a body-code check is not flagged possibly_billed (_http.py)"
-    return None
-
-
 def _params() -> list[Any]:
     out = []
     for case in CASES:
         for name in ROUTES:
             p = plan(case, name)
-            pending = _pending(case, name)
             marks = [pytest.mark.skip(reason=p)] if isinstance(p, str) else []
-            if pending and not marks:
-                marks = [pytest.mark.xfail(strict=True, reason=pending)]
             out.append(pytest.param(case, name, id=f"{case}-{name}", marks=marks))
     return out
 

@@ -145,8 +145,6 @@ ROW_CASES: dict[str, tuple[dict[str, str], str]] = {
     "mask-without-image": ({"Mask": "{mask_ok}"}, "mask"),
     "duplicate-prompt-id": ({"id": "good-0"}, "id"),
 }
-#: Cases the library does not catch before sending yet (bugs reported; see docs/reliability.md).
-PENDING: dict[str, str] = {}
 
 GOOD = {f"good-{i}": f"a valid prompt number {i}" for i in range(3)}
 
@@ -222,13 +220,7 @@ def batch(refs: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Ite
     }
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(c, marks=[pytest.mark.xfail(strict=True, reason=PENDING[c])] if c in PENDING else [])
-        for c in ROW_CASES
-    ],
-)
+@pytest.mark.parametrize("case", list(ROW_CASES))
 def test_bad_row_is_invalid_naming_row_and_field(case: str, batch: dict[str, Any]) -> None:
     row = batch["rows"][case]
     field = ROW_CASES[case][1]
