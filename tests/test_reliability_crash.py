@@ -208,6 +208,12 @@ def crash_and_resume(
     lost = [e for e in billed.entries if e.request_id in lost_ids]
     spend = pq.read_table(_spend_path(output), filesystem=store.fs if storage else None).to_pylist()
     spend_usd = sum((Decimal(str(r["cost_usd"])) for r in spend), Decimal(0))
+    recovered = sum(1 for r in paid if (r.get("note") or "").startswith("recovered"))
+    print(
+        f"\ncrash/{provider}: {len(at_kill)} images at the kill, {submits_at_kill} submissions before it, "
+        f"{len(repeated)} asked again, {recovered} rows recovered, billed {billed.calls} calls ${billed.usd}, "
+        f"spend ${spend_usd}"
+    )
     assert len(paid) == PROMPTS  # each prompt paid for exactly once in the ledger
     assert len({r["request_id"] for r in ledger}) == len(ledger)  # no ledger row twice
     assert billed.calls == len(paid) + len(lost)
