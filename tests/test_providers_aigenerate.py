@@ -11,7 +11,7 @@ import pytest
 from provider_support import assert_bearer, assert_images, make, only, write_refs
 
 from dagster_imggen.cost import cost_of_response
-from dagster_imggen.errors import ContentRejectedError, TaskFailedError
+from dagster_imggen.errors import ContentRejectedError, TaskFailedError, TransportError
 from dagster_imggen.providers.aigenerate import AIGenerateImageResource
 from dagster_imggen.providers.base import RateLimit
 from dagster_imggen.request import ImageRequest
@@ -23,7 +23,7 @@ def test_defaults_follow_the_docs():
     resource = AIGenerateImageResource(api_key="k" * 12)
     assert resource.base_url == "https://aimarcusimage.eu/api/v1"
     assert resource.rate_limit == RateLimit(requests=20, period_s=10.0)
-    assert AIGenerateImageResource.idempotent
+    assert not AIGenerateImageResource.idempotent  # a lost createTask has no taskId to reuse
 
 
 def test_text_to_image_job(imggen_emulator: ProviderEmulator):
@@ -107,12 +107,13 @@ def test_455_is_retried(imggen_emulator: ProviderEmulator):
     assert result.ok and result.attempts == 2
 
 
-def test_read_timeout_is_retried_because_idempotent(imggen_emulator: ProviderEmulator):
+def test_read_timeout_is_not_resent_and_possibly_billed(imggen_emulator: ProviderEmulator):
     imggen_emulator.inject("aigenerate", FaultSpec("hang", delay_s=1.0), count=1)
     with make(AIGenerateImageResource, imggen_emulator, timeout_s=0.3) as aig:
-        result = aig.generate(ImageRequest(prompt="x", model="gpt-image-1.5", quality="medium"))
-    assert result.ok and result.attempts == 2 and result.possibly_billed
-    assert len(imggen_emulator.calls("aigenerate", op="generate")) == 2
+        (result,) = aig.generate_many([ImageRequest(prompt="x", model="gpt-image-1.5", quality="medium")])
+    assert isinstance(result.error, TransportError) and result.possibly_billed
+    assert result.attempts == 1
+    assert len(imggen_emulator.calls("aigenerate", op="generate")) == 1
 
 
 def test_failed_job(imggen_emulator: ProviderEmulator):

@@ -13,7 +13,9 @@ Quirks (source: ``../shared/providers/002_7794215a2f478efb.txt`` and ``README.md
   ``data {state: waiting|queuing|generating|success|fail, resultJson: "{\\"resultUrls\\": [...]}",
   failCode, failMsg}``;
 - 20 requests per 10 s per key (excess gets 429, not queued), so ``rate_limit`` defaults to that;
-- "retries are idempotent via taskId", so a possibly-billed submission may be re-sent.
+- "retries are idempotent via taskId" means re-polling a known taskId; a ``createTask`` whose answer
+  was lost has no taskId to reuse, and a re-sent one is a new, billed job. So a possibly-billed
+  submission is NOT re-sent (``idempotent = False``).
 
 Image-to-image: reference images are sent as ``input.input_urls`` (Kie's field); http(s) paths pass
 through as URLs, local files go as ``data:`` URLs.
@@ -56,8 +58,12 @@ class AIGenerateImageResource(RemoteImageResource):
     """AI Generate (``https://aimarcusimage.eu/api/v1``): Kie-style ``createTask`` + ``recordInfo`` jobs."""
 
     provider_name: ClassVar[str] = "aigenerate"
-    idempotent: ClassVar[bool] = True
-    idempotency_source: ClassVar[str] = "002_7794215a2f478efb.txt: 'retries are idempotent via taskId'"
+    # "retries are idempotent via taskId" (002_7794215a2f478efb.txt) covers polling a known taskId,
+    # not a createTask whose answer (and taskId) was lost: that re-send would be a second job.
+    idempotent: ClassVar[bool] = False
+    idempotency_source: ClassVar[str] = (
+        "002_7794215a2f478efb.txt: idempotent only via taskId; a lost createTask has none"
+    )
     create_path: ClassVar[str] = "jobs/createTask"
     record_path: ClassVar[str] = "jobs/recordInfo"
 
