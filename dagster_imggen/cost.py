@@ -21,11 +21,11 @@ Prices come from the catalog (``catalog.toml``), each with its source and as-of 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING
 
+from ._log import logger
 from .errors import ImageRequestError
 from .request import parse_size
 from .result import Cost, CostBasis, Usage
@@ -45,7 +45,6 @@ __all__ = [
     "token_cost",
 ]
 
-logger = logging.getLogger("dagster_imggen")
 
 _MILLION = Decimal(1_000_000)
 _USD_SCALE = Decimal("0.000000001")  # 1e-9 USD, the ledger's decimal128(18, 9)

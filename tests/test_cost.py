@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from dagster_imggen._log import LOGGER_NAME
 from dagster_imggen.catalog import get_catalog, load_catalog
 from dagster_imggen.cost import (
     IMAGE_INPUT_TOKENS_PER_IMAGE,
@@ -369,7 +370,7 @@ def test_gptimage2_openai_direct_comparison() -> None:
 
 
 def test_resolve_quality_never_implicit_auto(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="dagster_imggen")
+    caplog.set_level(logging.WARNING, logger=LOGGER_NAME)
     assert resolve_quality(req(), "openai") == "medium"
     assert resolve_quality(req(), "openai", default="low") == "low"
     assert resolve_quality(req(), "piapi", default="auto") == "medium"
@@ -385,13 +386,13 @@ def test_resolve_quality_never_implicit_auto(caplog: pytest.LogCaptureFixture) -
 def test_explicit_auto_warns_on_token_or_credit_billed(
     provider: str, model: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="dagster_imggen")
+    caplog.set_level(logging.WARNING, logger=LOGGER_NAME)
     assert resolve_quality(req(model=model, quality="auto"), provider, default="low") == "auto"
-    assert [r for r in caplog.records if r.name == "dagster_imggen" and "quality=auto" in r.getMessage()]
+    assert [r for r in caplog.records if r.name == LOGGER_NAME and "quality=auto" in r.getMessage()]
 
 
 def test_explicit_auto_on_flat_model_is_quiet(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="dagster_imggen")
+    caplog.set_level(logging.WARNING, logger=LOGGER_NAME)
     assert resolve_quality(req(model="gpt-image-2-all", quality="auto"), "apiyi") == "auto"
     assert "quality=auto" not in caplog.text
 

@@ -20,6 +20,7 @@ import httpx
 import pytest
 from provider_support import FAST, KEY, make
 
+from dagster_imggen._log import LOGGER_NAME
 from dagster_imggen.errors import (
     AuthenticationError,
     ContentRejectedError,
@@ -421,7 +422,7 @@ def test_generate_many_closed_early_cancels_in_flight(caplog, imggen_emulator: P
     with make(OpenAIImageResource, imggen_emulator, max_concurrency=4) as openai:
         stream = openai.generate_many(requests)
         assert next(stream).request.prompt == "fast"
-        with caplog.at_level(logging.WARNING, logger="dagster_imggen"):
+        with caplog.at_level(logging.WARNING, logger=LOGGER_NAME):
             stream.close()
     assert any("cancelled 3 request(s) in flight" in r.getMessage() for r in caplog.records)
     assert len(imggen_emulator.calls("openai")) <= 4  # nothing pulled from the iterable after close

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from provider_support import KEY, assert_bearer, assert_images, make, only, write_refs
 
+from dagster_imggen._log import LOGGER_NAME
 from dagster_imggen.cost import cost_of_response
 from dagster_imggen.errors import (
     AuthenticationError,
@@ -115,7 +116,7 @@ def test_single_image_edit_uses_image_field(openai, imggen_emulator, tmp_path: P
 
 def test_retries_503_then_succeeds_and_logs_reason(openai, imggen_emulator, caplog):
     imggen_emulator.inject("openai", FaultSpec("status", status=503), count=2)
-    with caplog.at_level(logging.WARNING, logger="dagster_imggen"):
+    with caplog.at_level(logging.WARNING, logger=LOGGER_NAME):
         result = openai.generate(ImageRequest(prompt="p", quality="low"))
     assert result.ok and result.attempts == 3
     assert len(imggen_emulator.calls("openai", op="generate")) == 3

@@ -83,7 +83,7 @@ def _env(
 ) -> dict[str, str]:
     home = tmp_path / "dagster_home"
     home.mkdir(exist_ok=True)
-    (home / "dagster.yaml").write_text("python_logs:\n  managed_python_loggers: [dagster_imggen]\n")
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RELIABILITY_", "DAGSTER_"))}
     env.update(
         DAGSTER_HOME=str(home),

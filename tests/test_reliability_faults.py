@@ -10,8 +10,8 @@ issue. Each case runs a two-row prompt table (the ``target`` row, hit by the fau
 - the images on disk;
 - what the emulator says the provider billed for the target, and that every billed call shows
   in the ledger as a paid row or as ``possibly_billed``;
-- every retry, with its reason and wait, in the Dagster event log (the library's
-  ``dagster_imggen`` logger is captured through ``python_logs.managed_python_loggers``).
+- every retry, with its reason and wait, in the Dagster event log (the library logs through
+  ``dagster.get_dagster_logger``, captured with no ``python_logs`` setting).
 
 Combinations a provider's wire cannot express are skipped with the reason in the skip message.
 """
@@ -387,14 +387,9 @@ _INSTANCE: list[dg.DagsterInstance] = []
 
 
 def _instance() -> dg.DagsterInstance:
-    """One ephemeral instance for the module (runs are told apart by run id) that captures the
-    library's ``dagster_imggen`` logger into the event log."""
+    """One ephemeral instance for the module (runs are told apart by run id), default settings."""
     if not _INSTANCE:
-        _INSTANCE.append(
-            dg.DagsterInstance.ephemeral(
-                settings={"python_logs": {"managed_python_loggers": ["dagster_imggen"]}}
-            )
-        )
+        _INSTANCE.append(dg.DagsterInstance.ephemeral())
     return _INSTANCE[0]
 
 

@@ -69,7 +69,7 @@ def _run(env: dict[str, str], args: list[str]) -> subprocess.CompletedProcess[by
 def test_no_byte_of_a_failing_run_holds_the_key(tmp_path: Path) -> None:
     home, out = tmp_path / "dagster_home", tmp_path / "out"
     home.mkdir()
-    (home / "dagster.yaml").write_text("python_logs:\n  managed_python_loggers: [dagster_imggen]\n")
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     prompts = [f"a harmless prompt {i}" for i in range(6)]
     special = ["forbidden fruit", "garbled answer", "dropped line", "unauthorized guest"]
     table = tmp_path / "prompts.tsv"

@@ -23,7 +23,6 @@ import email.utils
 import io
 import ipaddress
 import json
-import logging
 import random
 import socket
 import time
@@ -35,6 +34,7 @@ from typing import Any, Literal, TypeVar
 import httpx
 from aiolimiter import AsyncLimiter
 
+from .._log import logger
 from ..errors import (
     AuthenticationError,
     ContentRejectedError,
@@ -74,7 +74,6 @@ __all__ = [
     "run_in_thread",
 ]
 
-logger = logging.getLogger("dagster_imggen")
 T = TypeVar("T")
 
 #: Retryable HTTP statuses: 429 rate limited, 500/502/503 transient, 455 Kie "service unavailable".

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from .._log import logger
 from ..errors import (
     ImgGenError,
     MalformedResponseError,
@@ -38,8 +38,6 @@ __all__ = [
     "map_state",
     "poll_until_done",
 ]
-
-logger = logging.getLogger("dagster_imggen")
 
 
 @dataclass

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import logging
 import threading
 import time
 import weakref
@@ -29,6 +28,7 @@ import httpx
 from aiolimiter import AsyncLimiter
 from pydantic import Field, PrivateAttr
 
+from .._log import logger
 from ..errors import ImgGenError, redact
 from ..request import ImageRequest
 from ..result import Cost, GeneratedImage, ImageResult, Usage
@@ -36,7 +36,6 @@ from ._http import RETRYABLE_STATUSES, CallState, HttpSession, RetryPolicy
 
 __all__ = ["ImageProviderResource", "ProviderOutput", "RateLimit", "RemoteImageResource"]
 
-logger = logging.getLogger("dagster_imggen")
 T = TypeVar("T")
 
 
