@@ -288,17 +288,20 @@ def _build(
     def _images(context: AssetExecutionContext) -> None:
         resource = getattr(context.resources, provider_resource_key)
         keys: list[str | None] = list(context.partition_keys) if pdef is not None else [None]
-        _generate(
-            context=context,
-            resource=resource,
-            keys=keys,
-            rows_for=rows_for,
-            defaults=defaults,
-            output_root=output_root,
-            storage=storage,
-            fallback_provider=provider_name,
-            ledger_batch_rows=ledger_batch_rows,
-        )
+        try:
+            _generate(
+                context=context,
+                resource=resource,
+                keys=keys,
+                rows_for=rows_for,
+                defaults=defaults,
+                output_root=output_root,
+                storage=storage,
+                fallback_provider=provider_name,
+                ledger_batch_rows=ledger_batch_rows,
+            )
+        except ImageRequestError as exc:  # a table-level fault (e.g. a missing column): one clear line
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
 
     images_asset = _images
 
