@@ -17,13 +17,14 @@ table (``{root}/spend``) come out:
   (WARN) on ``image_spend``.
 """
 
+import hashlib
 import statistics
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import dagster as dg
 import fsspec
@@ -47,7 +48,7 @@ from .prompts import (
     rows_of,
 )
 from .spend import summarize, write_spend_table
-from .store import UNPARTITIONED, ImageStore, ManifestEntry
+from .store import CONTACT_SHEET_NAME, UNPARTITIONED, ImageStore, ManifestEntry, write_atomic
 from .visuals import contact_sheet, markdown_image
 
 __all__ = ["ImagePipeline", "build_image_generation_assets"]
@@ -56,6 +57,9 @@ Partitioning = Literal["column", "daily", "dynamic", "none"]
 _TABLE_EXTS = (".csv", ".tsv", ".parquet", ".pq", ".jsonl", ".ndjson", ".json", ".gz")
 _PREVIEW_IMAGES = 4
 _SHEET_IMAGES = 32
+_SHEET_THUMB_PX = 128
+_SHEET_COLUMNS = 8
+_SHEET_DIGEST_NAME = "_contact_sheet.sha256"
 
 
 @dataclass
@@ -784,14 +788,72 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ").replace("[", "\\[").replace("]", "\\]")
 
 
+class _StoreReads(Sequence[bytes]):
+    """The bytes of store URLs, read on access: a contact sheet of 32 photo-sized PNGs no longer
+    holds ~85 MB at once (benchmarks/README.md, benchmark 3)."""
+
+    def __init__(self, store: ImageStore, urls: Sequence[str]) -> None:
+        self._store, self._urls = store, list(urls)
+
+    def __len__(self) -> int:
+        return len(self._urls)
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[bytes]: ...
+    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
+        if isinstance(index, slice):
+            return [self._store.read(u) for u in self._urls[index]]
+        return self._store.read(self._urls[index])
+
+
+def _sheet_digest(shown: Sequence[ManifestEntry]) -> str:
+    """What a contact sheet shows: its images (by URL, in order) and their labels."""
+    h = hashlib.sha256(f"v1 {_SHEET_THUMB_PX} {_SHEET_COLUMNS}\n".encode())
+    for e in shown:
+        h.update(f"{e.prompt_id}\0{e.uris[0]}\n".encode())
+    return h.hexdigest()
+
+
+def _reuse_contact_sheet(key: str | None, digest: str, store: ImageStore) -> tuple[str, bytes] | None:
+    """The partition's existing sheet when it was drawn from exactly these images, else None."""
+    directory = store.partition_dir(key)
+    try:
+        if bytes(store.fs.cat_file(f"{directory}/{_SHEET_DIGEST_NAME}")).decode() != digest:
+            return None
+        path = f"{directory}/{CONTACT_SHEET_NAME}"
+        return store.url(path), bytes(store.fs.cat_file(path))
+    except (FileNotFoundError, UnicodeDecodeError):
+        return None
+
+
 def _try_contact_sheet(
     key: str | None, shown: Sequence[ManifestEntry], store: ImageStore, log: Any
 ) -> tuple[str, bytes] | None:
-    """Write the partition's contact sheet beside its images; return its URL and its PNG bytes."""
+    """Write the partition's contact sheet beside its images; return its URL and its PNG bytes.
+
+    A partition whose shown images were all cached (nothing new in this run) keeps the sheet drawn
+    by an earlier run when it shows the same images (``_contact_sheet.sha256`` beside it): decoding
+    32 full-size PNGs per partition was half of a fully cached run of PartiPrompts
+    (benchmarks/README.md, benchmark 4).
+    """
     try:
-        images = [store.read(e.uris[0]) for e in shown]
-        png = contact_sheet(images, thumb_px=128, columns=8, labels=[e.prompt_id for e in shown])
-        return store.write_contact_sheet(key, png), png
+        digest = _sheet_digest(shown)
+        if shown and all(e.status == "cached" for e in shown):
+            reused = _reuse_contact_sheet(key, digest, store)
+            if reused is not None:
+                return reused
+        digest_path = f"{store.partition_dir(key)}/{_SHEET_DIGEST_NAME}"
+        if store.fs.exists(digest_path):
+            store.fs.rm(digest_path)  # never leave a digest naming an older sheet
+        images = _StoreReads(store, [e.uris[0] for e in shown])  # one image in memory at a time
+        png = contact_sheet(
+            images, thumb_px=_SHEET_THUMB_PX, columns=_SHEET_COLUMNS, labels=[e.prompt_id for e in shown]
+        )
+        url = store.write_contact_sheet(key, png)
+        write_atomic(store.fs, digest_path, digest.encode())
+        return url, png
     except Exception as exc:  # a picture must never fail the run that paid for the images
         log.warning(f"contact sheet for {key}: {type(exc).__name__}: {exc}")
         return None
