@@ -102,7 +102,9 @@ class ProviderError(ImgGenError):
         self.status_code = status_code
         self.code = code
         self.request_id = request_id
-        parts = [p for p in (provider, str(status_code) if status_code else None, str(code) if code else None) if p]
+        parts = [
+            p for p in (provider, str(status_code) if status_code else None, str(code) if code else None) if p
+        ]
         super().__init__(f"[{' '.join(parts)}] {message}" if parts else message)
 
 
