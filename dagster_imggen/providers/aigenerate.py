@@ -35,7 +35,7 @@ from ..request import ImageRequest
 from ..result import TaskState
 from ._http import CallState, error_from_body_code, fetch_images, parse_retry_after, parse_size, run_in_thread
 from ._openai_wire import read_reference
-from ._tasks import TaskSnapshot, find_image_refs, map_state, poll_until_done
+from ._tasks import TaskSnapshot, find_image_refs, map_state
 from .base import ProviderOutput, RateLimit, RemoteImageResource, _LoopState
 
 __all__ = ["AIGenerateImageResource"]
@@ -136,15 +136,7 @@ class AIGenerateImageResource(RemoteImageResource):
                 error_code=record.get("failCode") or None,
             )
 
-        done = await poll_until_done(
-            fetch,
-            provider=self.provider_name,
-            task_id=task_id,
-            interval_s=self.poll_interval_s,
-            deadline_s=self.task_deadline_s,
-            started=call.started,
-            secret=self.api_key,
-        )
+        done = await self._poll(fetch, task_id, call)
         refs = find_image_refs({"resultJson": done.body.get("resultJson")})
         if not refs:
             raise MalformedResponseError(

@@ -18,7 +18,7 @@ import concurrent.futures
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
@@ -33,6 +33,7 @@ from ..errors import ImgGenError, redact
 from ..request import ImageRequest
 from ..result import Cost, GeneratedImage, ImageResult, Usage
 from ._http import RETRYABLE_STATUSES, CallState, HttpSession, RetryPolicy
+from ._tasks import TaskSnapshot, poll_until_done
 
 __all__ = ["ImageProviderResource", "ProviderOutput", "RateLimit", "RemoteImageResource"]
 
@@ -489,3 +490,17 @@ class RemoteImageResource(ImageProviderResource):
     def _session(state: _LoopState) -> HttpSession:
         assert state.session is not None
         return state.session
+
+    async def _poll(
+        self, fetch: Callable[[], Awaitable[TaskSnapshot]], task_id: str, call: CallState
+    ) -> TaskSnapshot:
+        """Poll a task with this resource's ``poll_interval_s`` and ``task_deadline_s`` until it succeeds."""
+        return await poll_until_done(
+            fetch,
+            provider=self.provider_name,
+            task_id=task_id,
+            interval_s=self.poll_interval_s,
+            deadline_s=self.task_deadline_s,
+            started=call.started,
+            secret=self.api_key,
+        )

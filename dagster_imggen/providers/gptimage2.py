@@ -23,7 +23,7 @@ from ..request import ImageRequest
 from ..result import TaskState
 from ._http import CallState, fetch_images, request_id_of
 from ._openai_wire import RESPONSE_FORMATS, OpenAICompatibleResource, check_choice
-from ._tasks import TaskSnapshot, find_image_refs, find_usage, map_state, poll_until_done
+from ._tasks import TaskSnapshot, find_image_refs, find_usage, map_state
 from .base import ProviderOutput, _LoopState
 
 __all__ = ["GPTImage2ImageResource"]
@@ -80,15 +80,7 @@ class GPTImage2ImageResource(OpenAICompatibleResource):
             )
             return self._snapshot(polled, task_id)
 
-        done = await poll_until_done(
-            fetch,
-            provider=self.provider_name,
-            task_id=task_id,
-            interval_s=self.poll_interval_s,
-            deadline_s=self.task_deadline_s,
-            started=call.started,
-            secret=self.api_key,
-        )
+        done = await self._poll(fetch, task_id, call)
         call.paid = True
         refs = find_image_refs({"result": done.body.get("result"), "data": done.body.get("data")})
         if not refs:

@@ -33,7 +33,7 @@ from ._openai_wire import (
     generation_body,
     read_references,
 )
-from ._tasks import TaskSnapshot, find_credits, find_image_refs, find_usage, map_state, poll_until_done
+from ._tasks import TaskSnapshot, find_credits, find_image_refs, find_usage, map_state
 from .base import ProviderOutput, _LoopState
 
 __all__ = ["PixapiImageResource"]
@@ -123,15 +123,7 @@ class PixapiImageResource(OpenAICompatibleResource):
 
         done = first
         if first.state is not TaskState.SUCCEEDED:
-            done = await poll_until_done(
-                fetch,
-                provider=self.provider_name,
-                task_id=first.task_id,
-                interval_s=self.poll_interval_s,
-                deadline_s=self.task_deadline_s,
-                started=call.started,
-                secret=self.api_key,
-            )
+            done = await self._poll(fetch, first.task_id, call)
         return await self._output_from_task(done, request, session, submitted=body)
 
     async def _output_from_body(
