@@ -191,16 +191,25 @@ class OpenAICompatibleResource(RemoteImageResource):
         )
 
     async def _post_images(
-        self, request: ImageRequest, call: CallState, state: _LoopState
+        self,
+        request: ImageRequest,
+        call: CallState,
+        state: _LoopState,
+        *,
+        paths: tuple[str, str] | None = None,
     ) -> tuple[dict[str, Any], httpx.Response]:
-        """POST a generation (JSON) or an edit (multipart) to the OpenAI-compatible route."""
+        """POST a generation (JSON) or an edit (multipart) to the OpenAI-compatible route.
+
+        ``paths`` = (generations, edits) overrides the sync routes, e.g. with a provider's async ones.
+        """
+        generations_path, edits_path = paths or (self.generations_path, self.edits_path)
         session = self._session(state)
         response_format = self._response_format(request)
         if not request.is_edit:
             return await session.send_json(
                 call,
                 "POST",
-                self.generations_path,
+                generations_path,
                 headers=self._auth_headers(),
                 json=generation_body(request, response_format=response_format),
             )
@@ -212,7 +221,7 @@ class OpenAICompatibleResource(RemoteImageResource):
         return await session.send_json(
             call,
             "POST",
-            self.edits_path,
+            edits_path,
             headers=self._auth_headers(),
             data=edit_form(request, response_format=response_format),
             files=files,

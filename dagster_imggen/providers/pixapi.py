@@ -29,9 +29,6 @@ from ._openai_wire import (
     TASK_MODES,
     OpenAICompatibleResource,
     check_choice,
-    edit_form,
-    generation_body,
-    read_references,
 )
 from ._tasks import TaskSnapshot, find_credits, find_image_refs, find_usage, map_state
 from .base import ProviderOutput, _LoopState
@@ -89,28 +86,9 @@ class PixapiImageResource(OpenAICompatibleResource):
             return await super()._produce(request, call, state)
         session = self._session(state)
         headers = self._auth_headers()
-        response_format = self._response_format(request)
-        if request.is_edit:
-            images, mask = await read_references(request)
-            files: list[tuple[str, tuple[str, bytes, str]]] = [("image", image) for image in images]
-            if mask is not None:
-                files.append(("mask", mask))
-            body, _ = await session.send_json(
-                call,
-                "POST",
-                self.async_edits_path,
-                headers=headers,
-                data=edit_form(request, response_format=response_format),
-                files=files,
-            )
-        else:
-            body, _ = await session.send_json(
-                call,
-                "POST",
-                self.async_generations_path,
-                headers=headers,
-                json=generation_body(request, response_format=response_format),
-            )
+        body, _ = await self._post_images(
+            request, call, state, paths=(self.async_generations_path, self.async_edits_path)
+        )
         self._refuse_error_body(body, call, None)
         first = self._snapshot(body)
         call.request_id = first.task_id
